@@ -1,0 +1,117 @@
+"""HTTP function `spend`: the app backend's door to spending, balances and history.
+
+Parses and validates at the edge, calls one service per route, and maps every error to a
+response in one place (`spend`). No business rules live here.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Annotated, Any, Optional
+
+import functions_framework
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from shared import http, log, spending
+from shared.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.validation import UserId, invalid
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class SpendRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    user_id: UserId
+    amount: Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
+    description: Optional[Annotated[str, Field(max_length=500)]] = None
+    idempotency_key: Optional[Annotated[str, Field(min_length=1, max_length=255)]] = None
+
+
+class HistoryQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None
+
+
+_USER_ID = TypeAdapter(UserId)
+
+
+def _read_json(request) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON", fields=[{"field": "body", "problem": "malformed JSON"}])
+
+
+def _user_id(raw: str) -> str:
+    try:
+        return _USER_ID.validate_python(raw)
+    except ValidationError as exc:
+        raise invalid(exc, "user_id") from None
+
+
+def post_spend(request):
+    body = _read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
+    header_key = request.headers.get("Idempotency-Key")
+    if header_key is not None:
+        if body.get("idempotency_key", header_key) != header_key:
+            raise InvalidRequest(
+                "the Idempotency-Key header and idempotency_key field differ",
+                fields=[{"field": "idempotency_key", "problem": "differs from the Idempotency-Key header"}],
+            )
+        body = {**body, "idempotency_key": header_key}
+    try:
+        req = SpendRequest.model_validate(body)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    result = spending.spend(req.user_id, req.amount, req.description or "", req.idempotency_key)
+    return http.respond(result.body, 200, {"Idempotent-Replayed": "true"} if result.replayed else None)
+
+
+def get_balance(request, user_id: str):
+    return http.respond(spending.balance(_user_id(user_id)))
+
+
+def get_transactions(request, user_id: str):
+    try:
+        query = HistoryQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise invalid(exc, "query") from None
+    return http.respond(spending.history(_user_id(user_id), query.limit, query.page_token))
+
+
+def _route(request):
+    parts = request.path.strip("/").split("/")
+    if parts == ["spend"]:
+        allowed, handler, args = "POST", post_spend, ()
+    elif len(parts) == 2 and parts[0] == "balance" and parts[1]:
+        allowed, handler, args = "GET", get_balance, (parts[1],)
+    elif len(parts) == 2 and parts[0] == "transactions" and parts[1]:
+        allowed, handler, args = "GET", get_transactions, (parts[1],)
+    else:
+        raise NotFound(f"no route for {request.path}")
+    if request.method != allowed:
+        raise MethodNotAllowed(f"{request.path} accepts {allowed} only", allowed=[allowed])
+    return handler(request, *args)
+
+
+@functions_framework.http
+def spend(request):
+    try:
+        return _route(request)
+    except CreditsError as err:
+        if err.status >= 500:
+            log.warning("request failed", path=request.path, outcome=err.code, detail=err.message)
+        return http.error_response(err)
+    except Exception:  # noqa: BLE001 - the one place an unexpected fault becomes a 500 body
+        log.error("unexpected fault", path=request.path, outcome="internal", exc_info=traceback.format_exc())
+        return http.respond({"error": {"code": "internal", "message": "internal error"}}, 500)
+

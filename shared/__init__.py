@@ -1,0 +1,1 @@
+"""Two-pool credits: the package every function imports (core rules, models, store, services)."""

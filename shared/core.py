@@ -1,0 +1,195 @@
+"""The pure rules of two-pool credits: no I/O, no google, stripe or flask imports.
+
+Rules enforced here:
+- credits are `int`; a pool never goes below zero and no ledger entry has amount 0;
+- a spend draws the permanent pool first, then the monthly pool (`monthly_first` flips it),
+  and writes one entry per pool it touches; it is refused whole if the pools fall short;
+- a grant without an explicit pool goes where its transaction type belongs
+  (subscription grants and expiries to monthly, everything else to permanent);
+- a legacy document (`balance` only) reads as that many permanent credits, and its first
+  change writes them as a `migration` entry, keeping `total_earned` and `total_spent`;
+- `total_earned` counts every credit granted, `total_spent` every credit spent less refunds;
+  migrations and expiries move neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any, Mapping, Optional
+
+from .errors import InsufficientCredits, InvalidRequest, PoolUnderflow
+from .models import CreditPool, TransactionType
+
+MONTHLY = CreditPool.MONTHLY
+PERMANENT = CreditPool.PERMANENT
+
+# Types whose positive amounts count as credits granted (total_earned).
+_EARNING_TYPES = frozenset(
+    {
+        TransactionType.SUBSCRIPTION_GRANT,
+        TransactionType.ADDON_PURCHASE,
+        TransactionType.PROMO_GRANT,
+        TransactionType.ADJUSTMENT,
+    }
+)
+
+_DEFAULT_POOL = {
+    TransactionType.SUBSCRIPTION_GRANT: MONTHLY,
+    TransactionType.MONTHLY_EXPIRED: MONTHLY,
+}
+
+
+class SpendOrder(str, Enum):
+    """Which pool a spend draws from first."""
+
+    PERMANENT_FIRST = "permanent_first"
+    MONTHLY_FIRST = "monthly_first"
+
+    @property
+    def pools(self) -> tuple[CreditPool, CreditPool]:
+        if self is SpendOrder.MONTHLY_FIRST:
+            return (MONTHLY, PERMANENT)
+        return (PERMANENT, MONTHLY)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry: a signed change to one pool, before it gets an id and a time."""
+
+    type: TransactionType
+    pool: CreditPool
+    amount: int
+    description: str
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int or self.amount == 0:
+            raise ValueError(f"a ledger entry needs a non-zero int amount, got {self.amount!r}")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user's credits as the rules see them; `legacy_balance` is set until migration."""
+
+    user_id: str
+    monthly: int = 0
+    permanent: int = 0
+    total_earned: int = 0
+    total_spent: int = 0
+    legacy_balance: Optional[int] = None
+
+    @property
+    def balance(self) -> int:
+        return self.monthly + self.permanent
+
+    def pool(self, pool: CreditPool) -> int:
+        return self.monthly if pool is MONTHLY else self.permanent
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.legacy_balance is not None
+
+
+def _int_field(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name, 0)
+    # Firestore may hand back floats for documents written by other tools; credits are ints.
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def is_legacy_document(data: Optional[Mapping[str, Any]]) -> bool:
+    """A legacy document has a `balance` and neither pool field."""
+    return bool(data) and "balance" in data and "credits_monthly" not in data and "credits_permanent" not in data
+
+
+def read_account(user_id: str, data: Optional[Mapping[str, Any]]) -> Account:
+    """The account a stored document describes; a legacy one reads as permanent credits."""
+    if not data:
+        return Account(user_id=user_id)
+    earned, spent = _int_field(data, "total_earned"), _int_field(data, "total_spent")
+    if is_legacy_document(data):
+        # A negative legacy balance cannot become a pool; it migrates as zero.
+        legacy = max(_int_field(data, "balance"), 0)
+        return Account(user_id, 0, legacy, earned, spent, legacy_balance=legacy)
+    return Account(
+        user_id, _int_field(data, "credits_monthly"), _int_field(data, "credits_permanent"), earned, spent
+    )
+
+
+def migrate(account: Account) -> tuple[Account, list[Entry]]:
+    """Turn a legacy account into a two-pool one, with the `migration` entry that explains it.
+
+    The result holds the same credits; what changes is that the ledger now accounts for them.
+    """
+    if not account.is_legacy:
+        return account, []
+    unaccounted = replace(account, permanent=0, legacy_balance=None)
+    if not account.legacy_balance:
+        return unaccounted, []
+    entries = [
+        Entry(TransactionType.MIGRATION, PERMANENT, account.legacy_balance, "Legacy balance migrated to permanent pool")
+    ]
+    return apply(unaccounted, entries), entries
+
+
+def default_pool(kind: TransactionType) -> CreditPool:
+    """The pool a transaction type goes to when none is given."""
+    if kind is TransactionType.SPENT:
+        raise ValueError("a spend has no default pool: it follows the spend order")
+    return _DEFAULT_POOL.get(kind, PERMANENT)
+
+
+def apply(account: Account, entries: list[Entry]) -> Account:
+    """The account after `entries`, refusing any that would take a pool below zero."""
+    monthly, permanent = account.monthly, account.permanent
+    earned, spent = account.total_earned, account.total_spent
+    for entry in entries:
+        if entry.pool is MONTHLY:
+            monthly += entry.amount
+        else:
+            permanent += entry.amount
+        if monthly < 0 or permanent < 0:
+            raise PoolUnderflow(
+                f"{entry.type.value} of {entry.amount} would take the {entry.pool.value} pool below zero",
+                pool=entry.pool.value,
+            )
+        if entry.type in _EARNING_TYPES and entry.amount > 0:
+            earned += entry.amount
+        elif entry.type in (TransactionType.SPENT, TransactionType.REFUND):
+            # Spends are negative and refunds positive: both move total_spent the other way.
+            spent -= entry.amount
+    return replace(account, monthly=monthly, permanent=permanent, total_earned=earned, total_spent=spent)
+
+
+def grant(
+    kind: TransactionType, amount: int, description: str, pool: Optional[CreditPool] = None
+) -> Entry:
+    """A positive entry of `amount` into `pool`, or into the type's default pool."""
+    if type(amount) is not int or amount < 1:
+        raise InvalidRequest(f"a grant needs a positive integer amount, got {amount!r}")
+    return Entry(kind, pool or default_pool(kind), amount, description)
+
+
+def spend_description(description: str, pool: CreditPool) -> str:
+    return f"{description} (from {pool.value} pool)"
+
+
+def plan_spend(account: Account, amount: int, description: str, order: SpendOrder) -> list[Entry]:
+    """The entries that take `amount` from the pools in `order`, one per pool touched.
+
+    Raises InsufficientCredits, with the total and the amount asked, if the pools fall short.
+    """
+    if type(amount) is not int or amount < 1:
+        raise InvalidRequest(f"a spend needs a positive integer amount, got {amount!r}")
+    if account.balance < amount:
+        raise InsufficientCredits(
+            f"balance {account.balance} is less than the {amount} requested",
+            balance=account.balance,
+            requested=amount,
+        )
+    entries, left = [], amount
+    for pool in order.pools:
+        take = min(left, account.pool(pool))
+        if take:
+            entries.append(Entry(TransactionType.SPENT, pool, -take, spend_description(description, pool)))
+            left -= take
+    return entries

@@ -1,0 +1,103 @@
+"""The spec's data models (pydantic v2), with the spec's names.
+
+Rules enforced here:
+- credits are integers, never floats, and pools are never negative;
+- `balance` is computed as `credits_monthly + credits_permanent`, never stored separately;
+- timestamps serialize as ISO 8601 UTC with a trailing `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Optional
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    computed_field,
+    model_serializer,
+)
+
+
+def iso_z(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, the one timestamp format every response uses."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
+NonNegative = Annotated[int, Field(strict=True, ge=0)]
+
+
+class CreditPool(str, Enum):
+    """The two pools a user's credits live in."""
+
+    MONTHLY = "monthly"
+    PERMANENT = "permanent"
+
+
+class TransactionType(str, Enum):
+    """Why a pool changed; every transaction record carries one."""
+
+    SUBSCRIPTION_GRANT = "subscription_grant"
+    MONTHLY_EXPIRED = "monthly_expired"
+    ADDON_PURCHASE = "addon_purchase"
+    PROMO_GRANT = "promo_grant"
+    SPENT = "spent"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+    MIGRATION = "migration"
+
+
+class CreditBalance(BaseModel):
+    """Both pools of one user and their sum."""
+
+    model_config = ConfigDict(frozen=True)
+
+    credits_monthly: NonNegative = 0
+    credits_permanent: NonNegative = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def balance(self) -> int:
+        return self.credits_monthly + self.credits_permanent
+
+
+class BaseUserCredits(CreditBalance):
+    """A `users_credits/{user_id}` document."""
+
+    user_id: str
+    total_earned: int = 0
+    total_spent: int = 0
+    last_updated: Optional[Timestamp] = None
+
+
+class CreditBalanceResponse(BaseUserCredits):
+    """Exactly the spec's balance response: the user document's fields in the spec's order."""
+
+    _ORDER = ("user_id", "credits_monthly", "credits_permanent", "balance",
+              "total_earned", "total_spent", "last_updated")
+
+    @model_serializer(mode="wrap")
+    def _in_spec_order(self, handler):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        return {key: data[key] for key in self._ORDER}
+
+
+class BaseCreditTransaction(BaseModel):
+    """A `credits_transactions/{transaction_id}` document."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transaction_id: str
+    user_id: str
+    type: TransactionType
+    pool: Optional[CreditPool] = None
+    amount: Annotated[int, Field(strict=True)]
+    description: str = ""
+    source: Optional[str] = None
+    created_at: Timestamp

@@ -1,0 +1,87 @@
+"""Start and stop the real gcloud emulators on free loopback ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+PROJECT = "demo-credits"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Emulator:
+    """One gcloud emulator process group: `start()` waits until it answers, `stop()` kills it."""
+
+    COMMANDS = {
+        "firestore": ["gcloud", "emulators", "firestore", "start"],
+        "pubsub": ["gcloud", "beta", "emulators", "pubsub", "start", f"--project={PROJECT}"],
+    }
+
+    def __init__(self, kind: str, port: Optional[int] = None, extra_args: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.process: Optional[subprocess.Popen] = None
+        self.log_path = Path(tempfile.gettempdir()) / f"{kind}-emulator-{self.port}.log"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> "Emulator":
+        log = open(self.log_path, "ab")
+        args = self.COMMANDS[self.kind] + [f"--host-port={self.host}", *self.extra_args]
+        # A session of its own, so stop() can kill gcloud and the Java process it spawns.
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} emulator exited; see {self.log_path}")
+            if self.answers():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.kind} emulator did not start in {timeout}s; see {self.log_path}")
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.host}/", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process = None
+        # The port is free again only once the Java process is gone.
+        deadline = time.monotonic() + 15
+        while self.answers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def reset(self) -> None:
+        """Delete every document (Firestore only): each test starts from an empty database."""
+        request = urllib.request.Request(
+            f"http://{self.host}/emulator/v1/projects/{PROJECT}/databases/(default)/documents", method="DELETE"
+        )
+        urllib.request.urlopen(request, timeout=30).close()
