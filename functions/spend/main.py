@@ -13,11 +13,14 @@ from typing import Annotated, Any, Optional
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from shared import http, log, spending
+from shared import config, http, log, spending
 from shared.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from shared.validation import UserId, invalid
 
 MAX_BODY_BYTES = 64 * 1024
+
+# A bad CREDITS_SPEND_ORDER fails the start, not the first spend.
+config.spend_order()
 
 
 class SpendRequest(BaseModel):

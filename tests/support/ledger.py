@@ -1,0 +1,64 @@
+"""Test helpers over the real emulator: seed credits the way the system writes them, dump the
+whole database, and check the ledger invariant."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared import core, ledger, store
+from shared.models import CreditPool, TransactionType
+
+
+def seed(user_id: str, monthly: int = 0, permanent: int = 0) -> None:
+    """Give a user credits through the store, each grant with its record, as a real grant would."""
+    entries = []
+    if monthly:
+        entries.append(core.grant(TransactionType.SUBSCRIPTION_GRANT, monthly, "seed", CreditPool.MONTHLY))
+    if permanent:
+        entries.append(core.grant(TransactionType.PROMO_GRANT, permanent, "seed", CreditPool.PERMANENT))
+
+    def decide(snap: store.Snapshot) -> store.Change[None]:
+        account, migration = core.migrate(snap.account)
+        return store.Change(
+            result=None,
+            account=core.apply(account, entries),
+            records=ledger.records(user_id, migration + entries, "seed", snap.now),
+        )
+
+    store.change_user(user_id, decide, operation="seed")
+
+
+def dump(db) -> dict[str, dict[str, Any]]:
+    """Every document in the database, by path (top-level collections are all this system uses)."""
+    return {
+        snap.reference.path: snap.to_dict()
+        for collection in db.collections()
+        for snap in collection.stream()
+    }
+
+
+def records_of(db, user_id: str) -> list[dict[str, Any]]:
+    return [
+        snap.to_dict()
+        for snap in db.collection(store.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id)).stream()
+    ]
+
+
+def user_doc(db, user_id: str) -> Optional[dict[str, Any]]:
+    snap = db.collection(store.USERS).document(user_id).get()
+    return snap.to_dict() if snap.exists else None
+
+
+def assert_ledger_invariant(db, user_id: str) -> None:
+    """Each pool equals the sum of the user's records in that pool, and no record is zero."""
+    doc = user_doc(db, user_id) or {}
+    sums = {"monthly": 0, "permanent": 0}
+    for record in records_of(db, user_id):
+        assert record["amount"] != 0, record
+        assert isinstance(record["amount"], int), record
+        sums[record["pool"]] += record["amount"]
+    assert doc.get("credits_monthly", 0) == sums["monthly"], (doc, sums)
+    assert doc.get("credits_permanent", 0) == sums["permanent"], (doc, sums)
+    assert doc.get("credits_monthly", 0) >= 0 and doc.get("credits_permanent", 0) >= 0, doc
