@@ -1,0 +1,65 @@
+# The Firestore database, its client rules (firestore.rules) and the index GET /transactions needs.
+
+resource "google_firestore_database" "credits" {
+  # The functions use the default database.
+  name        = "(default)"
+  location_id = coalesce(var.firestore_location, var.region)
+  type        = "FIRESTORE_NATIVE"
+
+  # Balances are money: recoverable to any minute of the last 7 days, and not deletable by
+  # accident (a destroy leaves the database in place).
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  deletion_policy                   = "ABANDON"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_firebaserules_ruleset" "firestore" {
+  project = var.project_id
+
+  source {
+    files {
+      name    = "firestore.rules"
+      content = file("${path.module}/firestore.rules")
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [google_firestore_database.credits]
+}
+
+resource "google_firebaserules_release" "firestore" {
+  project      = var.project_id
+  name         = "cloud.firestore"
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
+
+  lifecycle {
+    replace_triggered_by = [google_firebaserules_ruleset.firestore]
+  }
+}
+
+# GET /transactions/{user_id}: where user_id == X, newest first, ties broken by transaction_id
+# (the order shared/store.py's list_transactions asks for).
+resource "google_firestore_index" "transactions_by_user" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_transactions"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "transaction_id"
+    order      = "DESCENDING"
+  }
+}

@@ -1,0 +1,77 @@
+# The whole credit system on one Google Cloud project: three 2nd-gen Cloud Functions sharing the
+# `shared` package, Firestore (database, rules, index), the promo topic with its dead-letter
+# topic, the Stripe secrets, and the BigQuery tables analytics reads.
+#
+# Files: functions.tf (sources, functions, service accounts, invokers), pubsub.tf, firestore.tf,
+# secrets.tf, bigquery.tf. Deploying is described in the README's "Deploy" section.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  repo_root = abspath("${path.module}/..")
+
+  # The three functions: the entry point is the contract's name, the deployed name is prefixed
+  # and hyphenated (Cloud Run service names allow no underscores).
+  functions = {
+    spend = {
+      name        = "${var.name_prefix}-spend"
+      description = "Spend credits, read balances and history (called by the app backend)."
+      ingress     = "ALLOW_ALL"
+      timeout     = 60
+      env = {
+        CREDITS_SPEND_ORDER = var.spend_order
+      }
+      extra_files = {}
+    }
+    stripe_webhook = {
+      name        = "${var.name_prefix}-stripe-webhook"
+      description = "Stripe webhook endpoint: renewals, add-on packs, cancellations."
+      ingress     = "ALLOW_ALL"
+      timeout     = 60
+      env = {
+        # A path relative to the function's working directory, the bundle's root (/workspace).
+        CREDITS_CATALOG = "catalog.json"
+      }
+      extra_files = {
+        "catalog.json" = abspath(var.catalog_file)
+      }
+    }
+    promo_grant = {
+      name        = "${var.name_prefix}-promo-grant"
+      description = "Promotional grants, pushed from the promo topic."
+      # Pub/Sub push counts as internal traffic; nothing outside the project can reach it.
+      ingress     = "ALLOW_INTERNAL_ONLY"
+      timeout     = 300
+      env         = {}
+      extra_files = {}
+    }
+  }
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  apis = [
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "firebaserules.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+}
+
+resource "google_project_service" "api" {
+  for_each = toset(local.apis)
+
+  project = var.project_id
+  service = each.value
+  # Turning an API off on destroy would break anything else in the project that uses it.
+  disable_on_destroy = false
+}

@@ -1,0 +1,39 @@
+output "spend_url" {
+  description = "URL of spend; callable only with an ID token of app_service_account."
+  value       = google_cloudfunctions2_function.function["spend"].service_config[0].uri
+}
+
+output "stripe_webhook_url" {
+  description = "URL to register as the Stripe webhook endpoint."
+  value       = google_cloudfunctions2_function.function["stripe_webhook"].service_config[0].uri
+}
+
+output "promo_grant_url" {
+  description = "URL of promo_grant (internal; fed by the promo topic's push subscription)."
+  value       = google_cloudfunctions2_function.function["promo_grant"].service_config[0].uri
+}
+
+output "promo_topic" {
+  description = "Topic to publish promo grants to."
+  value       = google_pubsub_topic.promo.id
+}
+
+output "promo_dead_letter_subscription" {
+  description = "Pull subscription holding promo messages that failed every delivery."
+  value       = google_pubsub_subscription.promo_dead_letter.id
+}
+
+output "stripe_secrets" {
+  description = "Secret Manager secrets to add the Stripe values to, by environment variable."
+  value       = { for key, secret in google_secret_manager_secret.stripe : key => secret.id }
+}
+
+output "function_service_accounts" {
+  description = "Runtime service account of each function."
+  value       = { for key, account in google_service_account.function : key => account.email }
+}
+
+output "bigquery_dataset" {
+  description = "Dataset holding users_credits and credits_transactions."
+  value       = google_bigquery_dataset.credits.id
+}

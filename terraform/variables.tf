@@ -1,0 +1,87 @@
+variable "project_id" {
+  description = "Google Cloud project that hosts everything."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the source bucket, the image repository and the topics' consumers."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, service accounts, topics, bucket)."
+  type        = string
+  default     = "credits"
+
+  validation {
+    # Service account ids are at most 30 characters; the longest suffix is "-stripe-webhook".
+    condition     = can(regex("^[a-z][a-z0-9-]{1,13}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3 to 15 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "app_service_account" {
+  description = "Email of the app backend's service account: the only principal allowed to invoke spend."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]+@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", var.app_service_account))
+    error_message = "app_service_account must be a service account email (name@project.iam.gserviceaccount.com)."
+  }
+}
+
+variable "catalog_file" {
+  description = "Path of the catalog JSON (Stripe price ids to credits) shipped with stripe_webhook as catalog.json."
+  type        = string
+}
+
+variable "spend_order" {
+  description = "CREDITS_SPEND_ORDER of the spend function."
+  type        = string
+  default     = "permanent_first"
+
+  validation {
+    condition     = contains(["permanent_first", "monthly_first"], var.spend_order)
+    error_message = "spend_order must be permanent_first or monthly_first."
+  }
+}
+
+variable "firestore_location" {
+  description = "Location of the Firestore database (a region or a multi-region such as nam5); defaults to region."
+  type        = string
+  default     = null
+}
+
+variable "bigquery_location" {
+  description = "Location of the BigQuery dataset."
+  type        = string
+  default     = "US"
+}
+
+variable "bigquery_dataset_id" {
+  description = "BigQuery dataset holding users_credits and credits_transactions."
+  type        = string
+  default     = "credits"
+}
+
+variable "promo_max_delivery_attempts" {
+  description = "Deliveries of a promo message before Pub/Sub moves it to the dead-letter topic."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.promo_max_delivery_attempts >= 5 && var.promo_max_delivery_attempts <= 100
+    error_message = "Pub/Sub accepts 5 to 100 delivery attempts."
+  }
+}
+
+variable "max_instances" {
+  description = "Maximum instances of each function."
+  type        = map(number)
+  default = {
+    spend          = 20
+    stripe_webhook = 10
+    promo_grant    = 5
+  }
+}
