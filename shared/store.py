@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -238,3 +239,209 @@ def list_transactions(
         return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=RPC_TIMEOUT_S)]
     except _TRANSIENT as exc:
         raise _transient(exc, "list_transactions") from exc
+
+
+# =============================================================================
+# Batched changes to many users, and the rejected promotion messages
+#
+# `change_users` gives each user exactly the guarantees of `change_user` (one pure decision
+# per user, the user document conditioned on its update time or created if absent, markers
+# and derived records create-only, all of one user's writes in one commit) while putting
+# many users in each commit, so a campaign costs a few commits instead of one per user.
+# Only the user documents are read in bulk: every marker a decision names is assumed absent
+# and must be created by its change, so a marker that exists after all (a repeat, a partial
+# earlier run, a concurrent writer) fails the whole batch atomically. That batch is then
+# redone user by user through `change_user`, which reads the markers and decides again.
+# =============================================================================
+
+MAX_BATCH_WRITES = 500
+FALLBACK_THREADS = 8
+PROMO_REJECTED = "promo_rejected"
+
+
+@dataclass(frozen=True)
+class UserChange(Generic[R]):
+    """One user's part in a batched change: its decision and the markers that decision reads."""
+
+    user_id: str
+    decide: Callable[[Snapshot], Change[R]]
+    markers: tuple[str, ...] = ()
+
+
+@dataclass
+class _Staged(Generic[R]):
+    index: int
+    item: UserChange[R]
+    user_snap: Any
+    user_data: Optional[dict[str, Any]]
+    change: Change[R]
+    writes: int
+
+
+def _writes_of(change: Change) -> int:
+    return (change.account is not None) + len(change.records) + len(change.create) + len(change.overwrite)
+
+
+def _creates_markers(item: UserChange, change: Change) -> bool:
+    """Whether the change creates every marker it was told is absent, so the commit checks it."""
+    created = set(change.create)
+    if change.create_records:
+        created.update(f"{TRANSACTIONS}/{record.transaction_id}" for record in change.records)
+    return set(item.markers) <= created
+
+
+def _stage(batch, db, staged: _Staged, now: datetime) -> None:
+    # The same writes, in the same form, as `change_user` commits for one user.
+    change = staged.change
+    uref = db.collection(USERS).document(staged.item.user_id)
+    _write_user(batch, uref, staged.user_snap, staged.user_data, change, now)
+    for record in change.records:
+        ref = db.collection(TRANSACTIONS).document(record.transaction_id)
+        data = transaction_document(record)
+        batch.create(ref, data) if change.create_records else batch.set(ref, data)
+    for path, data in change.create.items():
+        batch.create(db.document(path), data)
+    for path, data in change.overwrite.items():
+        batch.set(db.document(path), data)
+
+
+def change_users(
+    items: list[UserChange[R]], operation: str = "change_users", max_writes: int = MAX_BATCH_WRITES
+) -> list[R]:
+    """Apply each item's decision like `change_user` does, packing users into batched commits.
+
+    Returns the results in the order of `items`. One batched read of the user documents, then
+    commits of at most `max_writes` writes, each holding whole users. A batch that fails
+    because a marker exists or a user document changed is redone per user; a fault that may
+    heal raises `Unavailable` (batches committed before it stay committed, which is safe
+    because every repeat of a committed user fails on its create-only marker).
+    """
+    user_ids = [item.user_id for item in items]
+    if len(set(user_ids)) != len(user_ids):
+        # Two writes to one user in a commit would both pass the same precondition.
+        raise ValueError("change_users needs distinct user ids")
+    if not items:
+        return []
+    db = client()
+    refs = [db.collection(USERS).document(user_id) for user_id in user_ids]
+    try:
+        snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
+    except _TRANSIENT as exc:
+        raise _transient(exc, operation) from exc
+    now = utcnow()
+    results: dict[int, R] = {}
+    one_by_one: list[int] = []
+    staged: list[_Staged[R]] = []
+    for index, (item, ref) in enumerate(zip(items, refs)):
+        user_snap = snaps[ref.path]
+        user_data = user_snap.to_dict() if user_snap.exists else None
+        snapshot = Snapshot(
+            account=read_account(item.user_id, user_data),
+            user_data=user_data,
+            markers={path: None for path in item.markers},
+            now=now,
+        )
+        change = item.decide(snapshot)
+        if not change.writes_anything:
+            results[index] = change.result
+        elif _creates_markers(item, change) and _writes_of(change) <= max_writes:
+            staged.append(_Staged(index, item, user_snap, user_data, change, _writes_of(change)))
+        else:
+            # An absent marker it would not create cannot be checked by the commit.
+            one_by_one.append(index)
+
+    for group in _pack(staged, max_writes):
+        batch = db.batch()
+        for entry in group:
+            _stage(batch, db, entry, now)
+        try:
+            batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+        except _RACE_LOST as exc:
+            log.info(
+                "batch fell back to per-user commits",
+                operation=operation,
+                users=len(group),
+                reason=type(exc).__name__,
+            )
+            one_by_one.extend(entry.index for entry in group)
+            continue
+        except _TRANSIENT as exc:
+            raise _transient(exc, operation) from exc
+        for entry in group:
+            results[entry.index] = entry.change.result
+
+    if one_by_one:
+        results.update(_one_by_one(items, sorted(one_by_one), operation))
+    return [results[index] for index in range(len(items))]
+
+
+def _pack(staged: list[_Staged[R]], max_writes: int) -> list[list[_Staged[R]]]:
+    groups: list[list[_Staged[R]]] = []
+    current: list[_Staged[R]] = []
+    size = 0
+    for entry in staged:
+        if current and size + entry.writes > max_writes:
+            groups.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry.writes
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _one_by_one(items: list[UserChange[R]], indexes: list[int], operation: str) -> dict[int, R]:
+    # Users are independent, so their single commits may run side by side; the first fault
+    # that may heal is raised once the others have finished.
+    def run(index: int) -> R:
+        item = items[index]
+        return change_user(item.user_id, item.decide, markers=item.markers, operation=operation)
+
+    with ThreadPoolExecutor(max_workers=min(FALLBACK_THREADS, len(indexes))) as pool:
+        futures = {index: pool.submit(run, index) for index in indexes}
+    return {index: future.result() for index, future in futures.items()}
+
+
+def create_rejected(doc_id: str, data: dict[str, Any]) -> bool:
+    """Keep a rejected promotion message; False if one with this id is already kept."""
+    try:
+        client().collection(PROMO_REJECTED).document(doc_id).create(data, retry=None, timeout=RPC_TIMEOUT_S)
+        return True
+    except gexc.AlreadyExists:
+        return False
+    except _TRANSIENT as exc:
+        raise _transient(exc, "create_rejected") from exc
+
+
+def rejected(
+    doc_id: Optional[str] = None, status: Optional[str] = None
+) -> list[tuple[str, dict[str, Any], datetime]]:
+    """Kept rejected messages (one by id, or all with `status`): id, data and update time."""
+    collection = client().collection(PROMO_REJECTED)
+    try:
+        if doc_id is not None:
+            snap = collection.document(doc_id).get(retry=None, timeout=RPC_TIMEOUT_S)
+            snaps = [snap] if snap.exists else []
+        else:
+            query = collection.where(filter=FieldFilter("status", "==", status)) if status else collection
+            snaps = list(query.stream(retry=None, timeout=RPC_TIMEOUT_S))
+    except _TRANSIENT as exc:
+        raise _transient(exc, "rejected") from exc
+    return [(snap.id, snap.to_dict(), snap.update_time) for snap in snaps]
+
+
+def update_rejected(doc_id: str, fields: dict[str, Any], update_time: datetime) -> bool:
+    """Update a kept rejected message if it is unchanged since `update_time`; False if it changed."""
+    ref = client().collection(PROMO_REJECTED).document(doc_id)
+    try:
+        ref.update(
+            fields,
+            option=client().write_option(last_update_time=update_time),
+            retry=None,
+            timeout=RPC_TIMEOUT_S,
+        )
+        return True
+    except (gexc.FailedPrecondition, gexc.NotFound):
+        return False
+    except _TRANSIENT as exc:
+        raise _transient(exc, "update_rejected") from exc
