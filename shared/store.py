@@ -8,6 +8,9 @@ Rules enforced here:
 - the commit is conditioned on the user document's update time (or on its absence), and
   markers are create-only, so a concurrent change makes the commit fail instead of
   overwriting; the change is then re-read and re-decided, with a short bounded backoff;
+- within one process, changes to the same user take turns (a striped lock), so threads of
+  one instance do not burn round trips racing each other; across instances the precondition
+  alone keeps changes serial;
 - a Firestore fault that may heal is raised as `Unavailable`, never half-applied.
 """
 
@@ -19,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -56,6 +59,13 @@ _TRANSIENT = (
 
 _client: Optional[firestore.Client] = None
 _client_lock = threading.Lock()
+
+# Striped rather than one lock per user: bounded memory, and two users rarely share a stripe.
+_USER_STRIPES = [threading.Lock() for _ in range(256)]
+
+
+def _stripe(user_id: str) -> threading.Lock:
+    return _USER_STRIPES[hash(user_id) % len(_USER_STRIPES)]
 
 
 def client() -> firestore.Client:
@@ -137,6 +147,16 @@ def change_user(
 
     `decide` is pure and may run several times: a lost race re-reads and re-decides.
     """
+    with _stripe(user_id):
+        return _change_user(user_id, decide, markers, operation)
+
+
+def _change_user(
+    user_id: str,
+    decide: Callable[[Snapshot], Change[R]],
+    markers: Iterable[str],
+    operation: str,
+) -> R:
     db = client()
     uref = db.collection(USERS).document(user_id)
     marker_paths = list(markers)
@@ -445,3 +465,204 @@ def update_rejected(doc_id: str, fields: dict[str, Any], update_time: datetime) 
         return False
     except _TRANSIENT as exc:
         raise _transient(exc, "update_rejected") from exc
+
+
+# =============================================================================
+# Operator tools: whole-collection scans, ledger streams and consistent per-user reads
+#
+# Scans page through a collection with a cursor, so no stream stays open for long and no
+# more than one page is held at a time; a page read that fails transiently is retried a few
+# times, because a scan over a million documents should not die on one dropped connection.
+# =============================================================================
+
+ADJUSTMENTS = "credit_adjustments"
+WEBHOOK_UNAPPLIED = "webhook_unapplied"
+SCAN_PAGE_SIZE = 500
+SCAN_ATTEMPTS = 4
+
+
+def _page(query, what: str) -> list[Any]:
+    for attempt in range(SCAN_ATTEMPTS):
+        try:
+            return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S * 3))
+        except _TRANSIENT as exc:
+            if attempt == SCAN_ATTEMPTS - 1:
+                raise _transient(exc, what) from exc
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _scan(query, page_size: int, what: str) -> Iterator[list[Any]]:
+    """Pages of snapshots of `query` (which must be ordered), each at most `page_size` long."""
+    last = None
+    while True:
+        page_query = query.limit(page_size) if last is None else query.start_after(last).limit(page_size)
+        page = _page(page_query, what)
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        last = page[-1]
+
+
+def user_pages(
+    page_size: int = SCAN_PAGE_SIZE, start_after: Optional[str] = None
+) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every `users_credits` document as (user id, data), in pages ordered by user id."""
+    query = client().collection(USERS).order_by("__name__")
+    if start_after is not None:
+        query = query.where(filter=FieldFilter("__name__", ">", user_ref(start_after)))
+    for page in _scan(query, page_size, "user_pages"):
+        yield [(snap.id, snap.to_dict()) for snap in page]
+
+
+def count_users() -> int:
+    """How many `users_credits` documents exist (one aggregation read)."""
+    try:
+        result = client().collection(USERS).count().get(retry=None, timeout=RPC_TIMEOUT_S * 3)
+    except _TRANSIENT as exc:
+        raise _transient(exc, "count_users") from exc
+    return int(result[0][0].value)
+
+
+def migration_amounts(user_id: str) -> list[int]:
+    """The amounts of the user's existing `migration` records."""
+    query = (
+        client()
+        .collection(TRANSACTIONS)
+        .where(filter=FieldFilter("user_id", "==", user_id))
+        .where(filter=FieldFilter("type", "==", "migration"))
+    )
+    return [snap.get("amount") for snap in _page(query, "migration_amounts")]
+
+
+def transactions_by_user(page_size: int = SCAN_PAGE_SIZE * 2) -> Iterator[dict[str, Any]]:
+    """Every transaction record, ordered by `user_id` (then id), streamed page by page."""
+    query = client().collection(TRANSACTIONS).order_by("user_id")
+    for page in _scan(query, page_size, "transactions_by_user"):
+        yield from (snap.to_dict() for snap in page)
+
+
+def transactions_between(
+    start: datetime, end: datetime, page_size: int = SCAN_PAGE_SIZE * 2
+) -> Iterator[dict[str, Any]]:
+    """Every transaction record created in [start, end), oldest first, streamed page by page."""
+    query = (
+        client()
+        .collection(TRANSACTIONS)
+        .where(filter=FieldFilter("created_at", ">=", start))
+        .where(filter=FieldFilter("created_at", "<", end))
+        .order_by("created_at")
+    )
+    for page in _scan(query, page_size, "transactions_between"):
+        yield from (snap.to_dict() for snap in page)
+
+
+def user_ledger(user_id: str) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+    """The user document and all its records, read at one instant (a read-only transaction).
+
+    Used to confirm a drift seen by a scan, which may have read the two at different times.
+    """
+    db = client()
+
+    @firestore.transactional
+    def read(transaction):
+        snap = db.collection(USERS).document(user_id).get(transaction=transaction)
+        query = db.collection(TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+        return (snap.to_dict() if snap.exists else None), [s.to_dict() for s in query.stream(transaction=transaction)]
+
+    try:
+        return read(db.transaction(read_only=True))
+    except _TRANSIENT as exc:
+        raise _transient(exc, "user_ledger") from exc
+
+
+def stored_documents(collection: str, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+    """Up to `limit` documents of a review collection (unapplied events, rejected messages)."""
+    query = client().collection(collection).order_by("__name__").limit(limit)
+    return [(snap.id, snap.to_dict()) for snap in _page(query, f"stored_documents:{collection}")]
+
+
+# =============================================================================
+# Stripe webhook: applied-event markers, the customer-to-user link, unapplied events
+#
+# Markers (`webhook_applied/{kind}:{id}`) are created in the commit of the change they mark,
+# through `change_user`. The customer link and the unapplied-event records are bookkeeping
+# outside any user's commit: each is one write, and each write is idempotent, so a retry of
+# the same event writes the same thing again.
+# =============================================================================
+
+WEBHOOK_APPLIED = "webhook_applied"
+STRIPE_CUSTOMERS = "stripe_customers"
+UNAPPLIED_EVENTS = "webhook_unapplied"
+
+
+def applied_marker_path(kind: str, key: str) -> str:
+    return f"{WEBHOOK_APPLIED}/{kind}:{key}"
+
+
+def customer_link_path(customer_id: str) -> str:
+    return f"{STRIPE_CUSTOMERS}/{customer_id}"
+
+
+def unapplied_path(event_id: str) -> str:
+    return f"{UNAPPLIED_EVENTS}/{event_id}"
+
+
+def read_document(path: str) -> Optional[dict[str, Any]]:
+    """One document by path, or None."""
+    try:
+        snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
+    except _TRANSIENT as exc:
+        raise _transient(exc, "read_document") from exc
+    return snap.to_dict() if snap.exists else None
+
+
+def customer_user(customer_id: str) -> Optional[str]:
+    """The user a Stripe customer was last linked to, or None."""
+    data = read_document(customer_link_path(customer_id))
+    return data.get("user_id") if data else None
+
+
+def customer_link(customer_id: str, user_id: str, event_id: str, now: datetime) -> dict[str, Any]:
+    return {"customer_id": customer_id, "user_id": user_id, "learned_from": event_id, "updated_at": now}
+
+
+def link_customer(customer_id: str, user_id: str, event_id: str) -> None:
+    """Remember which user a Stripe customer belongs to (the latest event that says so wins)."""
+    try:
+        client().document(customer_link_path(customer_id)).set(
+            customer_link(customer_id, user_id, event_id, utcnow()), retry=None, timeout=RPC_TIMEOUT_S
+        )
+    except _TRANSIENT as exc:
+        raise _transient(exc, "link_customer") from exc
+
+
+def record_unapplied(event_id: str, fields: dict[str, Any]) -> None:
+    """Keep (or refresh) an event that could not be applied, counting the attempts."""
+    now = utcnow()
+    data = {**fields, "event_id": event_id, "last_attempt_at": now, "attempts": firestore.Increment(1)}
+    try:
+        client().document(unapplied_path(event_id)).set(data, merge=True, retry=None, timeout=RPC_TIMEOUT_S)
+    except _TRANSIENT as exc:
+        raise _transient(exc, "record_unapplied") from exc
+
+
+def forget_unapplied(event_id: str) -> None:
+    """Drop the record of an event once it has an outcome; its marker keeps the history."""
+    try:
+        client().document(unapplied_path(event_id)).delete(retry=None, timeout=RPC_TIMEOUT_S)
+    except _TRANSIENT as exc:
+        raise _transient(exc, "forget_unapplied") from exc
+
+
+def unapplied_events(event_id: Optional[str] = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The stored unapplied events, oldest attempt first, or the one with `event_id` (or none)."""
+    if event_id is not None:
+        data = read_document(unapplied_path(event_id))
+        return [data] if data else []
+    query = client().collection(UNAPPLIED_EVENTS).order_by("last_attempt_at").limit(limit)
+    try:
+        return [snap.to_dict() for snap in query.stream(retry=None, timeout=RPC_TIMEOUT_S)]
+    except _TRANSIENT as exc:
+        raise _transient(exc, "unapplied_events") from exc
