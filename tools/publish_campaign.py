@@ -1,0 +1,174 @@
+"""Publish a promotional campaign: permanent credits for a list of users, through Pub/Sub.
+
+    python -m tools.publish_campaign --grant-id spring-2026 --amount 100 \\
+        --description "Spring promotion" users.txt
+
+User ids come from a file (one per line, or a CSV column with `--column NAME`) or from
+standard input (`-`). They are checked and de-duplicated before anything is published, then
+sent in messages of at most 500 users to the `promo-grants` topic (the Pub/Sub emulator when
+PUBSUB_EMULATOR_HOST is set). Re-running with the same grant id is safe: a user who already
+has the grant is never granted it again, so an interrupted run is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from typing import Iterable, Optional, TextIO
+
+from pydantic import TypeAdapter, ValidationError
+
+from shared.promotions import MAX_USERS, PromoMessage
+from shared.validation import UserId
+
+DEFAULT_TOPIC = "promo-grants"
+LOCAL_PROJECT = "demo-credits"
+_USER_ID = TypeAdapter(UserId)
+
+
+class CampaignError(Exception):
+    """Bad input: nothing is published."""
+
+
+def read_user_ids(stream: TextIO, column: Optional[str] = None) -> list[tuple[int, str]]:
+    """(line number, user id) pairs in input order, blank lines skipped."""
+    if column is None:
+        rows = ((number, line.strip()) for number, line in enumerate(stream, start=1))
+        return [(number, user_id) for number, user_id in rows if user_id]
+    reader = csv.DictReader(stream)
+    if reader.fieldnames is None or column not in reader.fieldnames:
+        raise CampaignError(f"the CSV has no column {column!r} (columns: {', '.join(reader.fieldnames or [])})")
+    pairs = []
+    for row in reader:
+        user_id = (row.get(column) or "").strip()
+        if user_id:
+            pairs.append((reader.line_num, user_id))
+    return pairs
+
+
+def distinct_valid(pairs: Iterable[tuple[int, str]]) -> list[str]:
+    """The distinct user ids in input order; CampaignError naming every invalid one."""
+    bad = []
+    for number, user_id in pairs:
+        try:
+            _USER_ID.validate_python(user_id)
+        except ValidationError:
+            bad.append(f"line {number}: {user_id[:80]!r}")
+    if bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise CampaignError(f"{len(bad)} invalid user id(s); nothing was published:\n  {shown}")
+    distinct = list(dict.fromkeys(user_id for _, user_id in pairs))
+    if not distinct:
+        raise CampaignError("no user ids in the input; nothing was published")
+    return distinct
+
+
+def messages(grant_id: str, amount: int, description: Optional[str], user_ids: list[str], size: int) -> list[bytes]:
+    """The campaign as message data, `size` users each, each valid for `promo_grant`."""
+    out = []
+    for start in range(0, len(user_ids), size):
+        body = {"grant_id": grant_id, "user_ids": user_ids[start : start + size], "amount": amount}
+        if description:
+            body["description"] = description
+        try:
+            PromoMessage.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            raise CampaignError(f"the campaign is invalid: {problems}") from None
+        out.append(json.dumps(body, separators=(",", ":")).encode())
+    return out
+
+
+def project_id(explicit: Optional[str]) -> str:
+    project = explicit or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+    if project:
+        return project
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        return LOCAL_PROJECT
+    raise CampaignError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
+
+
+def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) -> None:
+    """Publish every message, waiting for each to be accepted, and report progress on `out`."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    try:
+        publisher.get_topic(topic=topic_path, timeout=30)
+    except gexc.NotFound:
+        raise CampaignError(f"topic {topic_path} does not exist") from None
+    except gexc.PermissionDenied:
+        pass  # Publishers may lack topics.get; publishing itself will tell.
+    total = len(payloads)
+    futures = [
+        publisher.publish(topic_path, data, grant_id=grant_id, part=f"{number}/{total}")
+        for number, data in enumerate(payloads, start=1)
+    ]
+    users = 0
+    for number, (future, data) in enumerate(zip(futures, payloads), start=1):
+        try:
+            message_id = future.result(timeout=120)
+        except Exception as exc:  # noqa: BLE001 - reported with the way to finish the campaign
+            raise CampaignError(
+                f"message {number}/{total} was not published ({type(exc).__name__}: {exc}); "
+                "run the same command again to finish the campaign (no one is granted twice)"
+            ) from None
+        users += len(json.loads(data)["user_ids"])
+        out.write(f"published message {number}/{total} (id {message_id}): {users} users so far\n")
+        out.flush()
+
+
+def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: Optional[TextIO] = None) -> int:
+    """Exit status 0 when every message is published, 2 on bad input or a failed publish."""
+    out = out or sys.stdout
+    parser = argparse.ArgumentParser(
+        prog="publish-campaign", description="Publish a promotional grant of permanent credits to a list of users."
+    )
+    parser.add_argument("--grant-id", required=True, help="the campaign's id; re-using it never grants anyone twice")
+    parser.add_argument("--amount", required=True, type=int, help="credits per user (1 to 1,000,000)")
+    parser.add_argument("--description", default=None, help="shown in each user's history (up to 500 characters)")
+    parser.add_argument("--column", default=None, help="read user ids from this column of a CSV file with a header")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Pub/Sub topic (default {DEFAULT_TOPIC})")
+    parser.add_argument("--project", default=None, help="Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument("--chunk-size", type=int, default=MAX_USERS, help=f"users per message (1 to {MAX_USERS})")
+    parser.add_argument("--dry-run", action="store_true", help="check the input and show the plan, publish nothing")
+    parser.add_argument("source", help="file of user ids, or - for standard input")
+    args = parser.parse_args(argv)
+    try:
+        if not 1 <= args.chunk_size <= MAX_USERS:
+            raise CampaignError(f"--chunk-size must be 1 to {MAX_USERS}")
+        if args.source == "-":
+            stream = stdin or sys.stdin
+            pairs = read_user_ids(io.StringIO(stream.read()), args.column)
+        else:
+            with open(args.source, newline="", encoding="utf-8-sig") as stream:
+                pairs = read_user_ids(stream, args.column)
+        user_ids = distinct_valid(pairs)
+        payloads = messages(args.grant_id, args.amount, args.description, user_ids, args.chunk_size)
+        duplicates = len(pairs) - len(user_ids)
+        out.write(
+            f"campaign {args.grant_id!r}: {args.amount} credits each to {len(user_ids)} users"
+            f"{f' ({duplicates} repeated ids dropped)' if duplicates else ''}, in {len(payloads)} message(s)\n"
+        )
+        if args.dry_run:
+            out.write("dry run: nothing published\n")
+            return 0
+        project = project_id(args.project)
+        where = f"the emulator at {os.environ['PUBSUB_EMULATOR_HOST']}" if os.environ.get("PUBSUB_EMULATOR_HOST") else "Pub/Sub"
+        topic_path = f"projects/{project}/topics/{args.topic}"
+        out.write(f"publishing to {topic_path} on {where}\n")
+        publish(topic_path, payloads, args.grant_id, out)
+    except (CampaignError, OSError) as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+    out.write(f"done: {len(payloads)} message(s) published for campaign {args.grant_id!r}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
