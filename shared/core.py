@@ -152,12 +152,20 @@ def apply(account: Account, entries: list[Entry]) -> Account:
                 f"{entry.type.value} of {entry.amount} would take the {entry.pool.value} pool below zero",
                 pool=entry.pool.value,
             )
-        if entry.type in _EARNING_TYPES and entry.amount > 0:
-            earned += entry.amount
-        elif entry.type in (TransactionType.SPENT, TransactionType.REFUND):
-            # Spends are negative and refunds positive: both move total_spent the other way.
-            spent -= entry.amount
+        earned_delta, spent_delta = totals_change(entry.type, entry.amount)
+        earned += earned_delta
+        spent += spent_delta
     return replace(account, monthly=monthly, permanent=permanent, total_earned=earned, total_spent=spent)
+
+
+def totals_change(kind: TransactionType, amount: int) -> tuple[int, int]:
+    """How one entry moves (`total_earned`, `total_spent`); the ledger's totals follow the same rule."""
+    if kind in _EARNING_TYPES and amount > 0:
+        return amount, 0
+    if kind in (TransactionType.SPENT, TransactionType.REFUND):
+        # Spends are negative and refunds positive: both move total_spent the other way.
+        return 0, -amount
+    return 0, 0
 
 
 def grant(
