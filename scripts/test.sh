@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
+# checkov, for the offline Terraform policy scan, in its own virtualenv (.venv-tools).
+./scripts/install-tools.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
