@@ -107,3 +107,14 @@ class Unavailable(CreditsError):
     status = 503
     code = "unavailable"
     transient = True
+
+
+class StripeUnavailable(Unavailable):
+    """The Stripe API could not be reached or failed on its side; retry later."""
+
+
+class StripeRefused(CreditsError):
+    """The Stripe API refused a request (unknown object, bad key): retrying will not help."""
+
+    status = 502
+    code = "stripe_refused"

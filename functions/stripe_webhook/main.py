@@ -1,0 +1,96 @@
+"""HTTP function `stripe_webhook`: Stripe's door to renewals, add-on packs and cancellations.
+
+Verifies the signature on the raw body before reading anything, validates the event envelope
+at the edge, calls one service (`webhooks.handle`) and maps every error to a response in one
+place (`stripe_webhook`). No business rules live here.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any, Literal
+
+import functions_framework
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared import catalog, http, log, stripe_api, webhooks
+from shared.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound, PayloadTooLarge
+
+# Stripe events are a few KiB; an invoice with hundreds of lines stays well under this, and an
+# unapplied event is stored whole in one Firestore document (1 MiB at most).
+MAX_BODY_BYTES = 512 * 1024
+
+# A bad catalog or signing secret fails the start, not the first event.
+catalog.get()
+stripe_api.settings()
+
+
+class EventData(BaseModel):
+    object: dict[str, Any]
+
+
+class EventEnvelope(BaseModel):
+    """The part of a Stripe event every event has; the rest is read by the service."""
+
+    model_config = ConfigDict(extra="allow")
+
+    # The id names a Firestore document when the event is kept for replay.
+    id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_\-]+$")
+    object: Literal["event"]
+    type: str = Field(min_length=1, max_length=255)
+    data: EventData
+
+
+def _read_body(request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    return raw
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+        EventEnvelope.model_validate(body)
+    except (ValueError, ValidationError) as exc:
+        fields = (
+            [".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors(include_url=False)]
+            if isinstance(exc, ValidationError)
+            else ["body"]
+        )
+        raise InvalidPayload("the body is not a Stripe event", fields=fields) from None
+    return body
+
+
+def receive(request):
+    if request.path.strip("/"):
+        raise NotFound(f"no route for {request.path}")
+    if request.method != "POST":
+        raise MethodNotAllowed("/ accepts POST only", allowed=["POST"])
+    raw = _read_body(request)
+    stripe_api.verify_signature(raw, request.headers.get("Stripe-Signature"))
+    body = _parse(raw)
+    outcome = webhooks.handle(body, raw.decode("utf-8"))
+    return http.respond({"received": True, "outcome": outcome.outcome})
+
+
+@functions_framework.http
+def stripe_webhook(request):
+    try:
+        return receive(request)
+    except CreditsError as err:
+        log.log(
+            "WARNING" if err.status >= 500 else "INFO",
+            "stripe event refused",
+            path=request.path,
+            outcome=err.code,
+            status=err.status,
+            detail=err.message,
+        )
+        return http.error_response(err)
+    except Exception:  # noqa: BLE001 - the one place an unexpected fault becomes a 500 body
+        log.error("unexpected fault", path=request.path, outcome="internal", exc_info=traceback.format_exc())
+        return http.respond({"error": {"code": "internal", "message": "internal error"}}, 500)

@@ -1,0 +1,186 @@
+"""The pure rules of subscription credits: renewals, upgrades, cancellations, add-on packs.
+
+Rules enforced here:
+- a renewal makes the monthly pool the plan's allowance plus what is left of the old pool up
+  to the plan's `rollover_cap`; the forfeited remainder is one `monthly_expired` entry and the
+  allowance one `subscription_grant` entry;
+- a subscription is renewed at most once per period; an invoice for a period that began before
+  the last one applied, or before the subscription ended, is `stale` and changes nothing;
+- an upgrade adds the new allowance less what was granted for the period last renewed, if that
+  is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
+- a cancellation empties the monthly pool as one `monthly_expired` entry;
+- an allowance is the plan's `monthly_credits` times the line's quantity (seats); an add-on
+  pack gives `permanent_credits` times the quantity bought.
+No I/O: these functions see numbers and return entries and the subscription's next state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional, Sequence
+
+from .catalog import Addon, Catalog, Plan
+from .core import Entry
+from .models import CreditPool, TransactionType
+from .stripe_events import InvoiceLine, LineItem, Period
+
+APPLIED, DUPLICATE, STALE, IGNORED, UNAPPLIED = "applied", "duplicate", "stale", "ignored", "unapplied"
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """What is remembered of one subscription: the last period renewed and what it granted."""
+
+    price_id: Optional[str] = None
+    period_start: Optional[int] = None
+    period_end: Optional[int] = None
+    granted: int = 0
+    canceled_at: Optional[int] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Optional["SubscriptionState"]:
+        if not isinstance(data, dict):
+            return None
+        known = {name: data.get(name) for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An outcome, the entries that carry it out, and the subscription state to keep."""
+
+    outcome: str
+    entries: tuple[Entry, ...] = ()
+    state: Optional[SubscriptionState] = None
+    reason: str = ""
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def allowance(plan: Plan, quantity: int) -> int:
+    return plan.monthly_credits * max(quantity, 1)
+
+
+def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period) -> Decision:
+    """Reset (or roll over up to the cap) the monthly pool for a new period of the plan."""
+    state = state or SubscriptionState()
+    if state.canceled_at is not None and period.start < state.canceled_at:
+        return Decision(STALE, reason="the period began before the subscription ended")
+    if state.period_start is not None:
+        if period.start < state.period_start:
+            return Decision(STALE, reason="a later period was already renewed")
+        if period.start == state.period_start:
+            return Decision(DUPLICATE, reason="this period was already renewed")
+    grant = allowance(plan, quantity)
+    kept = min(monthly, plan.rollover_cap)
+    forfeited = monthly - kept
+    entries = []
+    if forfeited:
+        entries.append(
+            Entry(
+                TransactionType.MONTHLY_EXPIRED,
+                CreditPool.MONTHLY,
+                -forfeited,
+                f"Monthly credits expired at renewal ({kept} rolled over, cap {plan.rollover_cap})",
+            )
+        )
+    entries.append(
+        Entry(
+            TransactionType.SUBSCRIPTION_GRANT,
+            CreditPool.MONTHLY,
+            grant,
+            f"Monthly credits for {plan.price_id}, period {_day(period.start)} to {_day(period.end)}",
+        )
+    )
+    new_state = replace(
+        state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant
+    )
+    return Decision(APPLIED, tuple(entries), new_state)
+
+
+def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period) -> Decision:
+    """Top up the monthly pool to a larger plan within the period last renewed."""
+    state = state or SubscriptionState()
+    if state.canceled_at is not None and period.start < state.canceled_at:
+        return Decision(STALE, reason="the change happened before the subscription ended")
+    if state.period_start is not None and period.end <= state.period_start:
+        return Decision(STALE, reason="the change belongs to a period before the one last renewed")
+    new_allowance = allowance(plan, quantity)
+    difference = new_allowance - state.granted
+    if difference <= 0:
+        return Decision(IGNORED, reason="not an upgrade: a smaller or equal allowance waits for the renewal")
+    entry = Entry(
+        TransactionType.SUBSCRIPTION_GRANT,
+        CreditPool.MONTHLY,
+        difference,
+        f"Upgrade to {plan.price_id}: {new_allowance} monthly credits, {state.granted} already granted",
+    )
+    return Decision(APPLIED, (entry,), replace(state, price_id=plan.price_id, granted=new_allowance))
+
+
+def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int) -> Decision:
+    """Empty the monthly pool when the subscription ends, and remember when it ended."""
+    state = state or SubscriptionState()
+    if state.canceled_at is not None:
+        return Decision(DUPLICATE, reason="the subscription's end was already applied")
+    new_state = replace(state, canceled_at=ended_at)
+    if monthly <= 0:
+        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty")
+    entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription ended: monthly credits expired")
+    return Decision(APPLIED, (entry,), new_state)
+
+
+def _latest(candidates: Sequence[tuple[InvoiceLine, Plan]]) -> Optional[tuple[InvoiceLine, Plan]]:
+    if not candidates:
+        return None
+    return max(candidates, key=lambda pair: (pair[0].period.start, allowance(pair[1], pair[0].quantity)))
+
+
+def renewal_line(lines: Sequence[InvoiceLine], catalog: Catalog) -> Optional[tuple[InvoiceLine, Plan]]:
+    """The line that renews a plan: a plan price with a period, not a proration, latest first.
+
+    A renewal invoice may also carry prorations from changes in the previous period; those
+    are not the renewal.
+    """
+    plans = [(line, catalog.plan(line.price_id)) for line in lines if line.period and catalog.plan(line.price_id)]
+    return _latest([pair for pair in plans if not pair[0].proration]) or _latest(plans)
+
+
+def upgrade_line(lines: Sequence[InvoiceLine], catalog: Catalog) -> Optional[tuple[InvoiceLine, Plan]]:
+    """The line charging for the new plan: a plan price that is not a credit for unused time."""
+    plans = [(line, catalog.plan(line.price_id)) for line in lines if line.period and catalog.plan(line.price_id)]
+    return _latest([pair for pair in plans if pair[0].amount >= 0])
+
+
+def unknown_prices(lines: Sequence[InvoiceLine]) -> list[str]:
+    return sorted({line.price_id or "(no price)" for line in lines})
+
+
+def addon_entries(items: Sequence[LineItem], catalog: Catalog) -> tuple[tuple[Entry, ...], list[str]]:
+    """One `addon_purchase` entry per catalog add-on line, and the prices that are not add-ons."""
+    entries, others = [], []
+    for item in items:
+        addon: Optional[Addon] = catalog.addon(item.price_id)
+        if addon is None:
+            others.append(item.price_id or "(no price)")
+            continue
+        entries.append(
+            Entry(
+                TransactionType.ADDON_PURCHASE,
+                CreditPool.PERMANENT,
+                addon.permanent_credits * item.quantity,
+                f"Add-on pack {addon.price_id} x {item.quantity}",
+            )
+        )
+    return tuple(entries), others
+
+
+def state_of(subscriptions: Any, subscription_id: str) -> Optional[SubscriptionState]:
+    """The stored state of one subscription from the user document's map of them."""
+    return SubscriptionState.from_dict(subscriptions.get(subscription_id)) if isinstance(subscriptions, Mapping) else None

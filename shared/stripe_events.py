@@ -1,0 +1,213 @@
+"""Reading Stripe events as plain JSON dictionaries: no stripe import, no I/O.
+
+Rules enforced here:
+- the webhook endpoint's API version decides the payload's shape, so both invoice shapes are
+  read by the same code: the current one (`parent.subscription_details` on the invoice,
+  `parent.subscription_item_details` and `pricing.price_details.price` on a line) and the one
+  before 2025-03-31 (`subscription`, `subscription_details`, line `price`/`plan`, `proration`);
+- a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
+- an envelope that is not a Stripe event is `InvalidPayload`; an event of a handled type whose
+  object cannot be read is `UnreadableEvent`, kept for review instead of being refused;
+- values come out as small frozen dataclasses; credits and times are `int`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from .errors import InvalidPayload
+
+
+class UnreadableEvent(Exception):
+    """A genuine event of a handled type whose object lacks what the rules need."""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    created: int
+    api_version: Optional[str]
+    object: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Period:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    line_id: Optional[str]
+    price_id: Optional[str]
+    quantity: int
+    amount: int
+    period: Optional[Period]
+    proration: bool
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invoice_id: str
+    billing_reason: Optional[str]
+    customer_id: Optional[str]
+    subscription_id: Optional[str]
+    user_id: Optional[str]
+    lines: tuple[InvoiceLine, ...]
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    session_id: str
+    mode: Optional[str]
+    payment_status: Optional[str]
+    customer_id: Optional[str]
+    subscription_id: Optional[str]
+    user_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    customer_id: Optional[str]
+    user_id: Optional[str]
+    ended_at: Optional[int]
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One Checkout Session line item, as the Stripe API lists it."""
+
+    price_id: Optional[str]
+    quantity: int
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> Optional[int]:
+    return value if type(value) is int else None
+
+
+def _ref(value: Any) -> Optional[str]:
+    """An expandable field: an id string, or an expanded object carrying `id`."""
+    if isinstance(value, dict):
+        return _str(value.get("id"))
+    return _str(value)
+
+
+def _user_id(metadata: Any) -> Optional[str]:
+    value = _dict(metadata).get("user_id")
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def envelope(body: Any) -> Event:
+    """The event envelope of a decoded body, or InvalidPayload if it is not a Stripe event."""
+    if not isinstance(body, dict) or body.get("object") != "event":
+        raise InvalidPayload("the body is not a Stripe event (no `\"object\": \"event\"`)")
+    event_id, event_type = _str(body.get("id")), _str(body.get("type"))
+    data = body.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if event_id is None or event_type is None or not isinstance(obj, dict):
+        raise InvalidPayload("a Stripe event needs a string `id`, a string `type` and an object `data.object`")
+    return Event(event_id, event_type, _int(body.get("created")) or 0, _str(body.get("api_version")), obj)
+
+
+def _period(value: Any) -> Optional[Period]:
+    start, end = _int(_dict(value).get("start")), _int(_dict(value).get("end"))
+    return Period(start, end) if start is not None and end is not None else None
+
+
+def _line_price(line: Mapping[str, Any]) -> Optional[str]:
+    pricing = _dict(line.get("pricing"))
+    price = _ref(_dict(pricing.get("price_details")).get("price"))
+    if price:
+        return price
+    # Before 2025-03-31: the price (or, older still, the plan) object on the line itself.
+    return _ref(line.get("price")) or _ref(line.get("plan"))
+
+
+def _line_proration(line: Mapping[str, Any]) -> bool:
+    parent = _dict(line.get("parent"))
+    if parent:
+        details = _dict(parent.get(parent.get("type"))) if isinstance(parent.get("type"), str) else {}
+        return details.get("proration") is True
+    return line.get("proration") is True
+
+
+def invoice_line(line: Any) -> InvoiceLine:
+    line = _dict(line)
+    quantity = _int(line.get("quantity"))
+    return InvoiceLine(
+        line_id=_str(line.get("id")),
+        price_id=_line_price(line),
+        quantity=quantity if quantity is not None and quantity > 0 else 1,
+        amount=_int(line.get("amount")) or 0,
+        period=_period(line.get("period")),
+        proration=_line_proration(line),
+    )
+
+
+def invoice(obj: Mapping[str, Any]) -> Invoice:
+    invoice_id = _str(obj.get("id"))
+    if invoice_id is None or obj.get("object") not in (None, "invoice"):
+        raise UnreadableEvent("the event's object is not an invoice with an id")
+    details = _dict(_dict(obj.get("parent")).get("subscription_details"))
+    if details:
+        subscription_id, metadata = _ref(details.get("subscription")), details.get("metadata")
+    else:
+        # Before 2025-03-31 the subscription and its metadata sat on the invoice itself.
+        subscription_id = _ref(obj.get("subscription"))
+        metadata = _dict(obj.get("subscription_details")).get("metadata")
+    lines = _dict(obj.get("lines")).get("data")
+    return Invoice(
+        invoice_id=invoice_id,
+        billing_reason=_str(obj.get("billing_reason")),
+        customer_id=_ref(obj.get("customer")),
+        subscription_id=subscription_id,
+        user_id=_user_id(metadata),
+        lines=tuple(invoice_line(line) for line in lines) if isinstance(lines, list) else (),
+    )
+
+
+def checkout_session(obj: Mapping[str, Any]) -> CheckoutSession:
+    session_id = _str(obj.get("id"))
+    if session_id is None or obj.get("object") not in (None, "checkout.session"):
+        raise UnreadableEvent("the event's object is not a Checkout Session with an id")
+    return CheckoutSession(
+        session_id=session_id,
+        mode=_str(obj.get("mode")),
+        payment_status=_str(obj.get("payment_status")),
+        customer_id=_ref(obj.get("customer")),
+        subscription_id=_ref(obj.get("subscription")),
+        user_id=_user_id({"user_id": obj.get("client_reference_id")}) or _user_id(obj.get("metadata")),
+    )
+
+
+def subscription(obj: Mapping[str, Any]) -> Subscription:
+    subscription_id = _str(obj.get("id"))
+    if subscription_id is None or obj.get("object") not in (None, "subscription"):
+        raise UnreadableEvent("the event's object is not a subscription with an id")
+    return Subscription(
+        subscription_id=subscription_id,
+        customer_id=_ref(obj.get("customer")),
+        user_id=_user_id(obj.get("metadata")),
+        ended_at=_int(obj.get("ended_at")) or _int(obj.get("canceled_at")),
+    )
+
+
+def line_items(items: Any) -> tuple[LineItem, ...]:
+    """Checkout Session line items (the `data` of the API's list) as prices and quantities."""
+    result = []
+    for item in items if isinstance(items, list) else []:
+        item = _dict(item)
+        quantity = _int(item.get("quantity"))
+        result.append(LineItem(_ref(item.get("price")), quantity if quantity is not None and quantity > 0 else 1))
+    return tuple(result)
