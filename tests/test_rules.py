@@ -1,0 +1,307 @@
+"""terraform/firestore.rules on a Firestore emulator started with those rules loaded.
+
+Clients are simulated the way Firebase's rules test tools do it: unsigned (alg "none") ID
+tokens over the REST API. Documents are seeded with the emulator's `Bearer owner` credential,
+which bypasses rules the way the functions' server credentials do in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from tests.support.deploy import TERRAFORM_DIR
+from tests.support.emulators import PROJECT, Emulator
+
+RULES = TERRAFORM_DIR / "firestore.rules"
+OWNER = "owner"  # the emulator's admin credential: rules do not apply
+
+
+def id_token(uid: str) -> str:
+    """An unsigned Firebase ID token for `uid`, as @firebase/rules-unit-testing builds it."""
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    header = {"alg": "none", "kid": "fakekid", "typ": "JWT"}
+    payload = {
+        "iss": f"https://securetoken.google.com/{PROJECT}",
+        "aud": PROJECT,
+        "iat": 0,
+        "exp": 3600,
+        "auth_time": 0,
+        "sub": uid,
+        "user_id": uid,
+        "firebase": {"sign_in_provider": "custom", "identities": {}},
+    }
+    return f"{part(header)}.{part(payload)}."
+
+
+class Client:
+    """The Firestore REST API of one emulator, as one caller."""
+
+    def __init__(self, host: str, token: Optional[str]) -> None:
+        self.base = f"http://{host}/v1/projects/{PROJECT}/databases/(default)/documents"
+        self.token = token
+
+    def request(self, method: str, path: str, body: Optional[dict] = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def put(self, path: str, fields: dict) -> tuple[int, Any]:
+        return self.request("PATCH", path, {"fields": fields})
+
+    def create(self, collection: str, doc_id: str, fields: dict) -> tuple[int, Any]:
+        return self.request("POST", f"/{collection}?documentId={doc_id}", {"fields": fields})
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        return self.request("DELETE", path)
+
+    def transactions_of(self, user_id: str) -> tuple[int, Any]:
+        query = {
+            "structuredQuery": {
+                "from": [{"collectionId": "credits_transactions"}],
+                "where": {
+                    "fieldFilter": {"field": {"fieldPath": "user_id"}, "op": "EQUAL", "value": {"stringValue": user_id}}
+                },
+            }
+        }
+        return self.request("POST", ":runQuery", query)
+
+
+def s(value: str) -> dict:
+    return {"stringValue": value}
+
+
+def i(value: int) -> dict:
+    return {"integerValue": str(value)}
+
+
+def ts(value: str) -> dict:
+    return {"timestampValue": value}
+
+
+def user_doc(user_id: str, **overrides: Optional[dict]) -> dict:
+    fields = {
+        "user_id": s(user_id),
+        "credits_monthly": i(100),
+        "credits_permanent": i(50),
+        "total_earned": i(200),
+        "total_spent": i(50),
+        "last_updated": ts("2026-01-01T00:00:00Z"),
+    }
+    fields.update(overrides)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def transaction_doc(transaction_id: str, user_id: str, **overrides: Optional[dict]) -> dict:
+    fields = {
+        "transaction_id": s(transaction_id),
+        "user_id": s(user_id),
+        "type": s("spent"),
+        "pool": s("permanent"),
+        "amount": i(-10),
+        "description": s("Story generation (from permanent pool)"),
+        "source": s("story-1"),
+        "created_at": ts("2026-01-01T00:00:00Z"),
+    }
+    fields.update(overrides)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+@pytest.fixture(scope="module")
+def rules_emulator():
+    emulator = Emulator("firestore", extra_args=(f"--rules={RULES}",)).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def admin(rules_emulator):
+    rules_emulator.reset()
+    return Client(rules_emulator.host, OWNER)
+
+
+@pytest.fixture
+def as_user(rules_emulator):
+    return lambda uid: Client(rules_emulator.host, id_token(uid))
+
+
+@pytest.fixture
+def anonymous(rules_emulator):
+    return Client(rules_emulator.host, None)
+
+
+@pytest.fixture
+def seeded(admin):
+    assert admin.put("/users_credits/alice", user_doc("alice"))[0] == 200
+    assert admin.put("/users_credits/bob", user_doc("bob"))[0] == 200
+    assert admin.put("/credits_transactions/t-alice", transaction_doc("t-alice", "alice"))[0] == 200
+    assert admin.put("/credits_transactions/t-bob", transaction_doc("t-bob", "bob"))[0] == 200
+    return admin
+
+
+def test_a_signed_in_user_reads_their_own_balance_document(seeded, as_user):
+    status, doc = as_user("alice").get("/users_credits/alice")
+
+    assert status == 200
+    assert doc["fields"]["credits_permanent"] == i(50)
+
+
+def test_a_signed_in_user_cannot_read_another_users_balance_document(seeded, as_user):
+    assert as_user("bob").get("/users_credits/alice")[0] == 403
+
+
+def test_an_unauthenticated_client_reads_nothing(seeded, anonymous):
+    assert anonymous.get("/users_credits/alice")[0] == 403
+    assert anonymous.get("/credits_transactions/t-alice")[0] == 403
+    assert anonymous.transactions_of("alice")[0] == 403
+
+
+def test_a_user_cannot_list_the_balance_collection(seeded, as_user):
+    status, _ = as_user("alice").request(
+        "POST", ":runQuery", {"structuredQuery": {"from": [{"collectionId": "users_credits"}]}}
+    )
+    assert status == 403
+
+
+def test_a_signed_in_user_reads_and_queries_their_own_transactions(seeded, as_user):
+    alice = as_user("alice")
+
+    status, doc = alice.get("/credits_transactions/t-alice")
+    query_status, rows = alice.transactions_of("alice")
+
+    assert status == 200 and doc["fields"]["pool"] == s("permanent")
+    assert query_status == 200
+    assert [row["document"]["name"].rsplit("/", 1)[1] for row in rows if "document" in row] == ["t-alice"]
+
+
+def test_a_signed_in_user_cannot_read_or_query_another_users_transactions(seeded, as_user):
+    bob = as_user("bob")
+
+    assert bob.get("/credits_transactions/t-alice")[0] == 403
+    assert bob.transactions_of("alice")[0] == 403
+    # An unfiltered query could return others' records, so it is refused as a whole.
+    status, _ = bob.request("POST", ":runQuery", {"structuredQuery": {"from": [{"collectionId": "credits_transactions"}]}})
+    assert status == 403
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda c: c.put("/users_credits/alice", user_doc("alice", credits_permanent=i(10**6))), id="raise own pool"),
+        pytest.param(lambda c: c.create("users_credits", "carol", user_doc("carol")), id="create own balance"),
+        pytest.param(lambda c: c.delete("/users_credits/alice"), id="delete own balance"),
+        pytest.param(lambda c: c.create("credits_transactions", "t-new", transaction_doc("t-new", "alice", amount=i(500))), id="add a record"),
+        pytest.param(lambda c: c.put("/credits_transactions/t-alice", transaction_doc("t-alice", "alice", amount=i(-1))), id="edit own record"),
+        pytest.param(lambda c: c.delete("/credits_transactions/t-alice"), id="delete own record"),
+        pytest.param(lambda c: c.put("/spend_idempotency/k", {"user_id": s("alice")}), id="write a marker"),
+        pytest.param(lambda c: c.put("/anything/else", {"x": i(1)}), id="write elsewhere"),
+    ],
+)
+@pytest.mark.parametrize("caller", ["alice", "carol", None], ids=["owner", "other user", "unauthenticated"])
+def test_no_client_may_write_anything(seeded, rules_emulator, write, caller):
+    client = Client(rules_emulator.host, id_token(caller) if caller else None)
+
+    assert write(client)[0] == 403
+    # ...and nothing changed.
+    assert seeded.get("/users_credits/alice")[1]["fields"] == user_doc("alice")
+    assert seeded.get("/credits_transactions/t-alice")[1]["fields"] == transaction_doc("t-alice", "alice")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(user_doc("alice", credits_monthly=None), id="no credits_monthly"),
+        pytest.param(user_doc("alice", credits_permanent=None), id="no credits_permanent"),
+        pytest.param({"user_id": s("alice"), "balance": i(150)}, id="legacy balance only"),
+        pytest.param(user_doc("alice", credits_monthly=s("100")), id="pool not an integer"),
+        pytest.param(user_doc("alice", credits_permanent=i(-1)), id="negative pool"),
+    ],
+)
+def test_a_balance_document_without_both_pools_is_refused(admin, as_user, fields):
+    assert admin.put("/users_credits/alice", fields)[0] == 200
+
+    assert as_user("alice").get("/users_credits/alice")[0] == 403
+
+
+def test_a_transaction_may_omit_pool_but_may_not_name_an_unknown_one(admin, as_user):
+    admin.put("/credits_transactions/t-nopool", transaction_doc("t-nopool", "alice", pool=None))
+    admin.put("/credits_transactions/t-badpool", transaction_doc("t-badpool", "alice", pool=s("bonus")))
+    admin.put("/credits_transactions/t-zero", transaction_doc("t-zero", "alice", amount=i(0)))
+    alice = as_user("alice")
+
+    assert alice.get("/credits_transactions/t-nopool")[0] == 200
+    assert alice.get("/credits_transactions/t-badpool")[0] == 403
+    assert alice.get("/credits_transactions/t-zero")[0] == 403
+
+
+def test_the_functions_own_collections_are_closed_to_clients(admin, as_user):
+    admin.put("/spend_idempotency/story-1", {"user_id": s("alice")})
+
+    assert as_user("alice").get("/spend_idempotency/story-1")[0] == 403
+
+
+def test_documents_written_by_the_spend_function_are_readable_by_their_owner(spend_client, db, admin, as_user):
+    # A legacy user spends through the real function: the commit migrates the document and
+    # writes a migration and a spend record, in the shapes the rules must accept.
+    db.collection("users_credits").document("dana").set({"user_id": "dana", "balance": 40})
+    response = spend_client.post("/spend", json={"user_id": "dana", "amount": 15, "idempotency_key": "rules-1"})
+    assert response.status_code == 200
+
+    written = {"users_credits/dana": db.collection("users_credits").document("dana").get().to_dict()}
+    for snap in db.collection("credits_transactions").where(filter=FieldFilter("user_id", "==", "dana")).stream():
+        written[f"credits_transactions/{snap.id}"] = snap.to_dict()
+    assert len(written) == 3
+    for path, data in written.items():
+        assert admin.put(f"/{path}", to_rest(data))[0] == 200
+
+    dana = as_user("dana")
+    for path in written:
+        assert dana.get(f"/{path}")[0] == 200, path
+    status, rows = dana.transactions_of("dana")
+    assert status == 200 and len([row for row in rows if "document" in row]) == 2
+    assert as_user("erin").get("/users_credits/dana")[0] == 403
+
+
+def to_rest(data: dict) -> dict:
+    """A Python client document as REST fields (the types the functions write)."""
+    from datetime import datetime, timezone
+
+    def value(v: Any) -> dict:
+        if v is None:
+            return {"nullValue": None}
+        if isinstance(v, bool):
+            return {"booleanValue": v}
+        if isinstance(v, int):
+            return i(v)
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        if isinstance(v, str):
+            return s(v)
+        if isinstance(v, datetime):
+            return ts(v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        if isinstance(v, dict):
+            return {"mapValue": {"fields": {k: value(x) for k, x in v.items()}}}
+        if isinstance(v, list):
+            return {"arrayValue": {"values": [value(x) for x in v]}}
+        raise TypeError(f"unexpected field type {type(v)!r}")
+
+    return {key: value(v) for key, v in data.items()}
