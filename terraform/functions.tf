@@ -181,12 +181,12 @@ resource "google_cloudfunctions2_function" "function" {
 
     # The webhook's Stripe credentials come from Secret Manager, never from plain variables.
     dynamic "secret_environment_variables" {
-      for_each = each.key == "stripe_webhook" ? google_secret_manager_secret.stripe : {}
+      for_each = { for key, secret in google_secret_manager_secret.stripe : key => secret.secret_id if each.key == "stripe_webhook" }
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
-        secret     = secret_environment_variables.value.secret_id
-        version    = "latest"
+        secret     = secret_environment_variables.value
+        version    = var.stripe_secret_versions[secret_environment_variables.key]
       }
     }
   }

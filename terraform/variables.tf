@@ -85,3 +85,20 @@ variable "max_instances" {
     promo_grant    = 5
   }
 }
+
+variable "stripe_secret_versions" {
+  description = "Secret Manager version the webhook reads for each Stripe secret. A version number pins it (changing it deploys a new revision); latest is read when an instance starts."
+  type        = map(string)
+  default = {
+    STRIPE_WEBHOOK_SECRET = "latest"
+    STRIPE_API_KEY        = "latest"
+  }
+
+  validation {
+    condition = (
+      join(",", sort(keys(var.stripe_secret_versions))) == "STRIPE_API_KEY,STRIPE_WEBHOOK_SECRET"
+      && alltrue([for version in values(var.stripe_secret_versions) : can(regex("^(latest|[1-9][0-9]*)$", version))])
+    )
+    error_message = "stripe_secret_versions needs STRIPE_WEBHOOK_SECRET and STRIPE_API_KEY, each latest or a version number."
+  }
+}
