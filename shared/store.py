@@ -476,7 +476,6 @@ def update_rejected(doc_id: str, fields: dict[str, Any], update_time: datetime) 
 # =============================================================================
 
 ADJUSTMENTS = "credit_adjustments"
-WEBHOOK_UNAPPLIED = "webhook_unapplied"
 SCAN_PAGE_SIZE = 500
 SCAN_ATTEMPTS = 4
 
@@ -575,12 +574,6 @@ def user_ledger(user_id: str) -> tuple[Optional[dict[str, Any]], list[dict[str, 
         return read(db.transaction(read_only=True))
     except _TRANSIENT as exc:
         raise _transient(exc, "user_ledger") from exc
-
-
-def stored_documents(collection: str, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-    """Up to `limit` documents of a review collection (unapplied events, rejected messages)."""
-    query = client().collection(collection).order_by("__name__").limit(limit)
-    return [(snap.id, snap.to_dict()) for snap in _page(query, f"stored_documents:{collection}")]
 
 
 # =============================================================================

@@ -3,7 +3,7 @@
 It works against whatever Firestore the environment names, exactly like the functions
 (`GOOGLE_CLOUD_PROJECT`, `FIRESTORE_EMULATOR_HOST`), and holds no rules of its own: it parses
 arguments, calls the services in `shared`, and prints a table on a terminal or JSON with `--json`.
-Logs go to stderr (warnings only, unless `--verbose`), so stdout is only the command's output.
+Logs go to stderr (errors only, unless `--verbose`), so stdout is only the command's output.
 
 Exit codes: 0 done; 1 the command found problems (drift, documents needing review, something
 that still could not be applied); 2 bad arguments; 3 refused by the rules (a pool would go below
@@ -36,7 +36,8 @@ MAX_REPORT_DAYS = 3660
 
 
 def _is_number(cell: str) -> bool:
-    return cell.lstrip("-").replace(",", "").isdigit()
+    """Counts, percentages and the `-` of an empty figure are right-aligned."""
+    return cell == "-" or cell.lstrip("-").rstrip("%").replace(".", "", 1).replace(",", "").isdigit()
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -277,7 +278,7 @@ def cmd_report(args, out: TextIO, err: TextIO) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
-    common.add_argument("--verbose", action="store_true", help="also print INFO logs (JSON lines) on stderr")
+    common.add_argument("--verbose", action="store_true", help="also print the structured logs (JSON lines) on stderr")
 
     parser = argparse.ArgumentParser(
         prog="credits",
@@ -404,7 +405,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     out, err = sys.stdout, sys.stderr
-    log.configure(err, "DEBUG" if args.verbose else "WARNING")
+    # The command prints what matters itself; the JSON logs are for --verbose (or a log sink).
+    log.configure(err, "DEBUG" if args.verbose else "ERROR")
     try:
         return args.run(args, out, err)
     except errors.CreditsError as exc:
@@ -432,9 +434,70 @@ def _exit_code(exc: errors.CreditsError) -> int:
 
 # --- replay --------------------------------------------------------------------------------
 
+# Outcomes that leave an event or message waiting: the cause is not fixed yet, or a fault.
+_NOT_DONE = {"unapplied", "failed", "still_rejected", "not_found"}
+
 
 def cmd_replay(args, out: TextIO, err: TextIO) -> int:
-    raise errors.ConfigurationError("replay is not available in this installation")
+    # Imported here: replaying Stripe events needs the catalog and Stripe settings, the rest does not.
+    from shared import promotions, webhooks
+
+    if not (args.event_id or args.message_id or args.all):
+        return _list_waiting(args, out)
+    results: list[dict[str, Any]] = []
+    if args.event_id or args.all:
+        events = webhooks.replay_unapplied(event_id=args.event_id)
+        if args.event_id and not events:
+            events = [{"event_id": args.event_id, "outcome": "not_found", "reason": "no such stored event"}]
+        results += [{"kind": "stripe_event", "id": e.get("event_id"), **e} for e in events]
+    if args.message_id or args.all:
+        messages = promotions.replay_rejected(message_id=args.message_id)
+        results += [{"kind": "promo_message", "id": m.get("message_id"), **m} for m in messages]
+    if args.json:
+        _emit_json(out, {"results": results})
+    elif results:
+        rows = [[r["kind"], r["id"], r["outcome"], r.get("user_id") or r.get("grant_id") or "", r.get("reason") or ""] for r in results]
+        out.write(render_table(["kind", "id", "outcome", "user / grant", "reason"], rows) + "\n")
+    else:
+        out.write("nothing waiting to replay\n")
+    return EXIT_PROBLEMS if any(r["outcome"] in _NOT_DONE for r in results) else EXIT_OK
+
+
+def _list_waiting(args, out: TextIO) -> int:
+    events = [
+        {
+            "event_id": e.get("event_id"),
+            "event_type": e.get("event_type"),
+            "user_id": e.get("user_id"),
+            "customer_id": e.get("customer_id"),
+            "reason": e.get("reason"),
+            "attempts": e.get("attempts"),
+            "last_attempt_at": e.get("last_attempt_at"),
+        }
+        for e in store.unapplied_events()
+    ]
+    messages = [
+        {
+            "message_id": data.get("message_id", doc_id),
+            "reason": data.get("reason"),
+            "rejected_at": data.get("rejected_at"),
+            "last_replay_reason": data.get("last_replay_reason"),
+            "raw_text": data.get("raw_text"),
+        }
+        for doc_id, data, _ in store.rejected(status="rejected")
+    ]
+    if args.json:
+        _emit_json(out, {"stripe_events": events, "promo_messages": messages})
+        return EXIT_OK
+    out.write(f"Stripe events waiting in {store.UNAPPLIED_EVENTS}: {len(events)}\n")
+    if events:
+        rows = [[e["event_id"], e["event_type"], e["user_id"] or e["customer_id"] or "", e["attempts"], e["reason"]] for e in events]
+        out.write(render_table(["event_id", "type", "user / customer", "attempts", "reason"], rows) + "\n")
+    out.write(f"\npromo messages waiting in {store.PROMO_REJECTED}: {len(messages)}\n")
+    if messages:
+        rows = [[m["message_id"], m["last_replay_reason"] or m["reason"], (m["raw_text"] or "")[:60]] for m in messages]
+        out.write(render_table(["message_id", "reason", "data"], rows) + "\n")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

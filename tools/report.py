@@ -39,7 +39,7 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells for the terminal: per pool granted/spent/expired/other and spend share."""
     headers = ["date"]
     for pool in ("monthly", "permanent"):
-        headers += [f"{pool[:4]} granted", f"{pool[:4]} spent", f"{pool[:4]} expired", f"{pool[:4]} other", f"{pool[:4]} share"]
+        headers += [f"{pool} {c}" for c in CATEGORIES] + [f"{pool} share"]
     cells = []
     for row in rows:
         line = [row["date"]]

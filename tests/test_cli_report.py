@@ -1,0 +1,99 @@
+"""`credits report`: pool usage per day, checked against a known history on the emulator."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+from shared import store
+from tests.support.cli import credits
+
+HISTORY = [
+    # (created_at, user, type, pool, amount)
+    ("2026-02-28T23:59:59", "u1", "promo_grant", "permanent", 999),  # the day before: not counted
+    ("2026-03-01T00:00:00", "u1", "subscription_grant", "monthly", 1000),
+    ("2026-03-01T08:00:00", "u2", "promo_grant", "permanent", 200),
+    ("2026-03-01T09:00:00", "u1", "spent", "permanent", -150),
+    ("2026-03-01T23:59:59", "u1", "spent", "monthly", -50),
+    ("2026-03-02T10:00:00", "u2", "spent", "monthly", -300),
+    ("2026-03-02T11:00:00", "u2", "refund", "monthly", 20),
+    ("2026-03-02T12:00:00", "u3", "adjustment", "permanent", 30),
+    ("2026-03-02T12:30:00", "u3", "adjustment", "permanent", -10),
+    ("2026-03-02T13:00:00", "u4", "migration", "permanent", 500),
+    ("2026-03-04T00:00:01", "u1", "monthly_expired", "monthly", -670),
+    ("2026-03-04T00:00:02", "u1", "subscription_grant", "monthly", 1000),
+    ("2026-03-04T05:00:00", "u2", "addon_purchase", "permanent", 500),
+    ("2026-03-05T00:00:00", "u2", "spent", "permanent", -1),  # the day after: not counted
+]
+
+
+def plant(db):
+    for i, (when, user_id, kind, pool, amount) in enumerate(HISTORY):
+        created = datetime.fromisoformat(when).replace(tzinfo=timezone.utc) + timedelta(microseconds=i)
+        db.collection(store.TRANSACTIONS).document(f"h{i:02d}").set(
+            {"transaction_id": f"h{i:02d}", "user_id": user_id, "type": kind, "pool": pool, "amount": amount,
+             "description": "", "source": None, "created_at": created}
+        )
+
+
+def test_the_report_counts_granted_spent_expired_and_shares_per_day_and_pool(db, capsys):
+    plant(db)
+    run = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--json")
+    assert run.code == 0, run.err
+    days = {row["date"]: row for row in run.json["days"]}
+    assert list(days) == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+
+    d1 = days["2026-03-01"]
+    assert (d1["monthly_granted"], d1["monthly_spent"], d1["monthly_expired"]) == (1000, 50, 0)
+    assert (d1["permanent_granted"], d1["permanent_spent"], d1["permanent_other"]) == (200, 150, 0)
+    assert (d1["monthly_spend_share"], d1["permanent_spend_share"], d1["total_spent"]) == (0.25, 0.75, 200)
+
+    d2 = days["2026-03-02"]
+    assert d2["monthly_spent"] == 280  # spends less refunds
+    assert (d2["permanent_granted"], d2["permanent_other"]) == (30, 490)  # +30 adjustment; migration less -10
+    assert (d2["monthly_spend_share"], d2["permanent_spend_share"]) == (1.0, 0.0)
+
+    d3 = days["2026-03-03"]
+    assert d3["total_spent"] == 0 and d3["monthly_spend_share"] is None and d3["permanent_spend_share"] is None
+
+    d4 = days["2026-03-04"]
+    assert (d4["monthly_granted"], d4["monthly_expired"], d4["permanent_granted"]) == (1000, 670, 500)
+
+    total = run.json["total"]
+    assert (total["monthly_granted"], total["monthly_spent"], total["monthly_expired"]) == (2000, 330, 670)
+    assert (total["permanent_granted"], total["permanent_spent"], total["permanent_other"]) == (730, 150, 490)
+    assert (total["monthly_spend_share"], total["permanent_spend_share"]) == (0.6875, 0.3125)
+
+
+def test_the_report_as_a_table_csv_and_png(db, capsys, tmp_path):
+    plant(db)
+    table = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-02")
+    assert table.code == 0
+    lines = table.out.splitlines()
+    assert lines[0].split()[:3] == ["date", "monthly", "granted"]
+    assert lines[2].startswith("2026-03-01") and "25.0%" in lines[2] and "75.0%" in lines[2]
+    assert lines[-1].startswith("total")
+
+    out = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out.out)))
+    assert [r["date"] for r in rows] == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+    assert rows[0]["monthly_spend_share"] == "0.2500" and rows[2]["monthly_spend_share"] == ""
+    assert rows[3]["monthly_expired"] == "670"
+
+    path = tmp_path / "usage.csv"
+    assert credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--format", "csv", "--output", str(path)).code == 0
+    assert path.read_text() == out.out
+
+    png = tmp_path / "usage.png"
+    run = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--format", "png", "--output", str(png))
+    assert run.code == 0, run.err
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_bad_report_arguments_are_usage_errors(db, capsys):
+    assert credits(capsys, "report", "--from", "2026-03-02", "--to", "2026-03-01").code == 2
+    assert credits(capsys, "report", "--from", "March", "--to", "2026-03-01").code == 2
+    assert credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-02", "--format", "png").code == 2
+    assert credits(capsys, "report", "--from", "2000-01-01", "--to", "2026-03-01").code == 2
