@@ -165,16 +165,21 @@ def _apply(
 
     def decide(snap: store.Snapshot) -> store.Change[tuple[Decision, bool]]:
         was_unapplied = snap.markers[unapplied_path] is not None
-        if any(snap.markers[path] is not None for path in markers):
-            return store.Change(result=(Decision(DUPLICATE, reason="already applied"), was_unapplied))
+        duplicate = store.Change(result=(Decision(DUPLICATE, reason="already applied"), was_unapplied))
+        # The first marker is the source's own (this invoice, session, subscription end).
+        if snap.markers[markers[0]] is not None:
+            return duplicate
         subscriptions = dict((snap.user_data or {}).get(SUBSCRIPTIONS_FIELD) or {})
         state = renewals.state_of(subscriptions, subscription_id) if subscription_id else None
-        decision = rule(snap.account, state)
-        if decision.outcome not in (APPLIED, IGNORED) or (not decision.entries and decision.state is None):
-            return store.Change(result=(decision, was_unapplied))
         # A legacy document is migrated in the same commit as its first change.
         account, migration = core.migrate(snap.account)
-        entries = migration + list(decision.entries)
+        decision = rule(account, state)
+        if decision.outcome not in (APPLIED, IGNORED) or (not decision.entries and decision.state is None):
+            return store.Change(result=(decision, was_unapplied))
+        # Any further marker guards a wider key (a subscription's period, whichever invoice).
+        if any(snap.markers[path] is not None for path in markers[1:]):
+            return duplicate
+        entries = list(decision.entries)
         user_fields = {}
         if decision.state is not None and subscription_id:
             subscriptions[subscription_id] = decision.state.to_dict()
@@ -192,7 +197,7 @@ def _apply(
         return store.Change(
             result=(decision, was_unapplied),
             account=core.apply(account, entries),
-            records=ledger.records(user_id, entries, source, snap.now),
+            records=ledger.records(user_id, migration + entries, source, snap.now),
             create={path: marker for path in markers},
             overwrite=overwrite,
             user_fields=user_fields,
