@@ -25,8 +25,8 @@ def terraform_files():
 
 def test_terraform_is_formatted():
     result = subprocess.run(
-        [deploy.terraform_binary(), "fmt", "-check", "-recursive", "-diff", str(deploy.TERRAFORM_DIR)],
-        capture_output=True, text=True, env=deploy.terraform_env(), timeout=60, check=False,
+        [deploy.terraform_binary(), "fmt", "-check", "-recursive", "-diff"],
+        cwd=deploy.ROOT, capture_output=True, text=True, env=deploy.terraform_env(), timeout=60, check=False,
     )
     assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"
 
