@@ -193,6 +193,7 @@ resource "google_cloudfunctions2_function" "function" {
 
   depends_on = [
     google_project_service.api,
+    google_project_iam_member.function_firestore,
     google_project_iam_member.builder_logs,
     google_project_iam_member.builder_sources,
     google_artifact_registry_repository_iam_member.builder_images,
