@@ -267,3 +267,22 @@ def test_a_legacy_balance_is_migrated_in_the_commit_of_the_first_renewal(webhook
     assert "balance" not in user_doc(db, "pat")
     assert sorted(r["type"] for r in records_of(db, "pat")) == ["migration", "subscription_grant"]
     assert_ledger_invariant(db, "pat")
+
+
+def test_the_replay_command_applies_what_was_kept_and_says_so(webhook, db):
+    import os
+    import subprocess
+
+    quin = Customer("quin", metadata=False)
+    renewal = quin.renewal(1, PRO)
+    assert webhook.outcome(renewal) == "unapplied"
+    command = [str(sf.ROOT / "scripts" / "replay-unapplied"), renewal["id"]]
+    env = dict(os.environ)
+    still = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert still.returncode == 1 and json.loads(still.stdout)["outcome"] == "unapplied"
+    webhook.outcome(quin.subscription_checkout())
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"event_id": renewal["id"], "event_type": "invoice.paid", "outcome": "applied",
+                                       "user_id": "quin", "reason": ""}
+    assert pools(db, "quin") == (1000, 0)
