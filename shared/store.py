@@ -276,6 +276,7 @@ def list_transactions(
 
 MAX_BATCH_WRITES = 500
 FALLBACK_THREADS = 8
+PIPELINE_THREADS = 3
 PROMO_REJECTED = "promo_rejected"
 
 
@@ -330,69 +331,89 @@ def change_users(
 ) -> list[R]:
     """Apply each item's decision like `change_user` does, packing users into batched commits.
 
-    Returns the results in the order of `items`. One batched read of the user documents, then
-    commits of at most `max_writes` writes, each holding whole users. A batch that fails
-    because a marker exists or a user document changed is redone per user; a fault that may
-    heal raises `Unavailable` (batches committed before it stay committed, which is safe
-    because every repeat of a committed user fails on its create-only marker).
+    Returns the results in the order of `items`. Users are read (one batched read) and
+    decided a slice at a time, then committed in batches of at most `max_writes` writes, each
+    holding whole users. A batch that fails because a marker exists or a user document
+    changed is redone per user; a fault that may heal raises `Unavailable` (batches committed
+    before it stay committed, which is safe because every repeat of a committed user fails on
+    its create-only marker).
     """
     user_ids = [item.user_id for item in items]
     if len(set(user_ids)) != len(user_ids):
         # Two writes to one user in a commit would both pass the same precondition.
         raise ValueError("change_users needs distinct user ids")
-    if not items:
-        return []
     db = client()
-    refs = [db.collection(USERS).document(user_id) for user_id in user_ids]
-    try:
-        snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
-    except _TRANSIENT as exc:
-        raise _transient(exc, operation) from exc
-    now = utcnow()
     results: dict[int, R] = {}
     one_by_one: list[int] = []
-    staged: list[_Staged[R]] = []
-    for index, (item, ref) in enumerate(zip(items, refs)):
-        user_snap = snaps[ref.path]
-        user_data = user_snap.to_dict() if user_snap.exists else None
-        snapshot = Snapshot(
-            account=read_account(item.user_id, user_data),
-            user_data=user_data,
-            markers={path: None for path in item.markers},
-            now=now,
-        )
-        change = item.decide(snapshot)
-        if not change.writes_anything:
-            results[index] = change.result
-        elif _creates_markers(item, change) and _writes_of(change) <= max_writes:
-            staged.append(_Staged(index, item, user_snap, user_data, change, _writes_of(change)))
-        else:
-            # An absent marker it would not create cannot be checked by the commit.
-            one_by_one.append(index)
+    commits: list[tuple[list[_Staged[R]], Any]] = []
+    # A slice fills one batch when each user takes two writes (document and record).
+    size = max(1, max_writes // 2)
+    slices = [list(enumerate(items))[k : k + size] for k in range(0, len(items), size)]
+    # Reading the next slice and committing the last batch wait on Firestore; they run beside
+    # the CPU-bound staging of the current slice. Slices hold different users, so their
+    # commits are independent.
+    with ThreadPoolExecutor(max_workers=PIPELINE_THREADS) as pool:
+        reading = pool.submit(_read_users, db, slices[0], operation) if slices else None
+        for number, part in enumerate(slices):
+            snaps = reading.result()
+            if number + 1 < len(slices):
+                reading = pool.submit(_read_users, db, slices[number + 1], operation)
+            now = utcnow()
+            staged: list[_Staged[R]] = []
+            for index, item in part:
+                user_snap = snaps[index]
+                user_data = user_snap.to_dict() if user_snap.exists else None
+                snapshot = Snapshot(
+                    account=read_account(item.user_id, user_data),
+                    user_data=user_data,
+                    markers={path: None for path in item.markers},
+                    now=now,
+                )
+                change = item.decide(snapshot)
+                writes = _writes_of(change)
+                if not change.writes_anything:
+                    results[index] = change.result
+                elif _creates_markers(item, change) and writes <= max_writes:
+                    staged.append(_Staged(index, item, user_snap, user_data, change, writes))
+                else:
+                    # An absent marker it would not create cannot be checked by the commit.
+                    one_by_one.append(index)
+            for group in _pack(staged, max_writes):
+                batch = db.batch()
+                for entry in group:
+                    _stage(batch, db, entry, now)
+                commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
 
-    for group in _pack(staged, max_writes):
-        batch = db.batch()
-        for entry in group:
-            _stage(batch, db, entry, now)
+    transient: Optional[Exception] = None
+    for group, commit in commits:
         try:
-            batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+            commit.result()
         except _RACE_LOST as exc:
-            log.info(
-                "batch fell back to per-user commits",
-                operation=operation,
-                users=len(group),
-                reason=type(exc).__name__,
-            )
+            log.info("batch fell back to per-user commits", operation=operation, users=len(group),
+                     reason=type(exc).__name__)
             one_by_one.extend(entry.index for entry in group)
             continue
         except _TRANSIENT as exc:
-            raise _transient(exc, operation) from exc
+            transient = exc
+            continue
         for entry in group:
             results[entry.index] = entry.change.result
-
+    if transient is not None:
+        raise _transient(transient, operation) from transient
     if one_by_one:
         results.update(_one_by_one(items, sorted(one_by_one), operation))
     return [results[index] for index in range(len(items))]
+
+
+def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[int, Any]:
+    """One batched read of a slice's user documents, by item index."""
+    refs = {index: db.collection(USERS).document(item.user_id) for index, item in part}
+    try:
+        snaps = {snap.reference.path: snap for snap in db.get_all(list(refs.values()), retry=None,
+                                                                  timeout=RPC_TIMEOUT_S)}
+    except _TRANSIENT as exc:
+        raise _transient(exc, operation) from exc
+    return {index: snaps[ref.path] for index, ref in refs.items()}
 
 
 def _pack(staged: list[_Staged[R]], max_writes: int) -> list[list[_Staged[R]]]:

@@ -92,6 +92,15 @@ def project_id(explicit: Optional[str]) -> str:
     raise CampaignError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
 
 
+def topic_path_of(topic: str, project: Optional[str]) -> str:
+    """A full topic path as given (`projects/P/topics/T`, what Terraform outputs), or built from a name."""
+    if topic.startswith("projects/"):
+        if len(topic.split("/")) != 4 or topic.split("/")[2] != "topics":
+            raise CampaignError(f"{topic!r} is not a topic path (projects/PROJECT/topics/TOPIC)")
+        return topic
+    return f"projects/{project_id(project)}/topics/{topic}"
+
+
 def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) -> None:
     """Publish every message, waiting for each to be accepted, and report progress on `out`."""
     from google.api_core import exceptions as gexc
@@ -133,7 +142,7 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
     parser.add_argument("--amount", required=True, type=int, help="credits per user (1 to 1,000,000)")
     parser.add_argument("--description", default=None, help="shown in each user's history (up to 500 characters)")
     parser.add_argument("--column", default=None, help="read user ids from this column of a CSV file with a header")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Pub/Sub topic (default {DEFAULT_TOPIC})")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Pub/Sub topic name or full path (default {DEFAULT_TOPIC})")
     parser.add_argument("--project", default=None, help="Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--chunk-size", type=int, default=MAX_USERS, help=f"users per message (1 to {MAX_USERS})")
     parser.add_argument("--dry-run", action="store_true", help="check the input and show the plan, publish nothing")
@@ -158,9 +167,8 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
         if args.dry_run:
             out.write("dry run: nothing published\n")
             return 0
-        project = project_id(args.project)
         where = f"the emulator at {os.environ['PUBSUB_EMULATOR_HOST']}" if os.environ.get("PUBSUB_EMULATOR_HOST") else "Pub/Sub"
-        topic_path = f"projects/{project}/topics/{args.topic}"
+        topic_path = topic_path_of(args.topic, args.project)
         out.write(f"publishing to {topic_path} on {where}\n")
         publish(topic_path, payloads, args.grant_id, out)
     except (CampaignError, OSError) as err:
