@@ -218,9 +218,10 @@ def migrate_users(
             page = page[: limit - report.examined]
         decisions: dict[str, operations.MigrationDecision] = {}
         items = []
+        # Only a legacy document can have a migration record without pools; others need no lookup.
+        priors = store.migration_amounts([user_id for user_id, data in page if core.is_legacy_document(data)])
         for user_id, data in page:
-            # Only legacy documents can have a migration record without pools; others skip the query.
-            prior = store.migration_amounts(user_id) if core.is_legacy_document(data) else []
+            prior = priors.get(user_id, [])
             decision = operations.decide_migration(user_id, data, prior)
             if decision.writes and not dry_run:
                 items.append(store.UserChange(user_id, _migration_change(user_id, prior, report.run_id)))

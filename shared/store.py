@@ -545,15 +545,23 @@ def count_users() -> int:
     return int(result[0][0].value)
 
 
-def migration_amounts(user_id: str) -> list[int]:
-    """The amounts of the user's existing `migration` records."""
-    query = (
-        client()
-        .collection(TRANSACTIONS)
-        .where(filter=FieldFilter("user_id", "==", user_id))
-        .where(filter=FieldFilter("type", "==", "migration"))
-    )
-    return [snap.get("amount") for snap in _page(query, "migration_amounts")]
+# Firestore's limit on the values of one `in` filter.
+IN_FILTER_MAX = 30
+
+
+def migration_amounts(user_ids: list[str]) -> dict[str, list[int]]:
+    """The amounts of the existing `migration` records of each of `user_ids` (one query per 30)."""
+    found: dict[str, list[int]] = {user_id: [] for user_id in user_ids}
+    for i in range(0, len(user_ids), IN_FILTER_MAX):
+        query = (
+            client()
+            .collection(TRANSACTIONS)
+            .where(filter=FieldFilter("type", "==", "migration"))
+            .where(filter=FieldFilter("user_id", "in", user_ids[i : i + IN_FILTER_MAX]))
+        )
+        for snap in _page(query, "migration_amounts"):
+            found[snap.get("user_id")].append(snap.get("amount"))
+    return found
 
 
 def transactions_by_user(page_size: int = SCAN_PAGE_SIZE * 2) -> Iterator[dict[str, Any]]:
