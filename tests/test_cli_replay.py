@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared import catalog, promotions, store, webhooks
+from shared import catalog, promotions, webhooks
 from tests.support import stripe_fixtures as sf
 from tests.support.cli import credits, records_of, user_doc
 
