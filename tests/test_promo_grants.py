@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from google.cloud.firestore_v1.batch import WriteBatch
 
 from shared import promotions, spending, store
 from tests.conftest import function_app
@@ -285,3 +286,42 @@ def test_a_huge_bad_message_is_kept_cut_short_and_never_replayed(promo, db):
     assert doc["raw_truncated"] is True and doc["raw_size"] == len(data)
     assert len(doc["raw_data"]) == promotions.MAX_KEPT_RAW_BYTES
     assert promotions.replay_rejected("m-huge")[0]["outcome"] == "still_rejected"
+
+
+def test_a_bad_message_that_cannot_be_kept_yet_is_not_acknowledged(promo, db, monkeypatch):
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    store.reset_client()
+    try:
+        assert promo(b"not json", "m-later").status_code == 500  # redelivered until it can be kept
+    finally:
+        monkeypatch.undo()
+        store.reset_client()
+    assert not rejected_docs(db)
+    assert promo(b"not json", "m-later").status_code == 200
+    assert rejected_docs(db)["m-later"]["reason"] == "message data is not JSON"
+
+
+def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(promo, db, capsys, monkeypatch):
+    users = [f"legacy-{i:03d}" for i in range(300)]
+    batch = db.batch()
+    for user_id in users:  # three writes each: user document, migration record, grant record
+        batch.set(db.collection(store.USERS).document(user_id), {"user_id": user_id, "balance": 11})
+    batch.commit()
+    sizes = []
+    real_commit = WriteBatch.commit
+
+    def counting_commit(self, *args, **kwargs):
+        sizes.append(len(self))  # documents written by this commit
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(WriteBatch, "commit", counting_commit)
+    capsys.readouterr()
+    assert promo(message_data("legacy-wave", users, 4)).status_code == 200
+    assert "fell back" not in capsys.readouterr().out
+    assert sum(sizes) == 900 and max(sizes) <= 500 and all(size % 3 == 0 for size in sizes), sizes
+    for user_id in users[::29] + users[-2:]:
+        doc = user_doc(db, user_id)
+        assert (doc["credits_permanent"], "balance" in doc) == (15, False)
+        assert sorted(r["type"] for r in records_of(db, user_id)) == ["migration", "promo_grant"]
+        assert_ledger_invariant(db, user_id)
+    assert_granted_once(db, users, "legacy-wave", 4)
