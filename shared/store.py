@@ -11,6 +11,9 @@ Rules enforced here:
 - within one process, changes to the same user take turns (a striped lock), so threads of
   one instance do not burn round trips racing each other; across instances the precondition
   alone keeps changes serial;
+- many users may share one commit (`change_users`, at most 500 writes), each user with all
+  of the guarantees above; a batch that fails on a marker or a precondition is redone user
+  by user, never partly applied;
 - a Firestore fault that may heal is raised as `Unavailable`, never half-applied.
 """
 
