@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from google.cloud.firestore_v1.batch import WriteBatch
 
 from shared import promotions, spending, store
 from tests.conftest import function_app
-from tests.support.emulators import free_port
+from tests.support.emulators import PROJECT, Emulator, free_port
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
 from tests.support.promo import message_data, push_body
 
@@ -325,3 +327,62 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
         assert sorted(r["type"] for r in records_of(db, user_id)) == ["migration", "promo_grant"]
         assert_ledger_invariant(db, user_id)
     assert_granted_once(db, users, "legacy-wave", 4)
+
+
+def _export_and_stop(emulator: Emulator, directory) -> str:
+    """Stop `emulator`, keeping its documents in an export a new emulator can start from."""
+    body = json.dumps({"database": f"projects/{PROJECT}/databases/(default)", "export_directory": str(directory)})
+    request = urllib.request.Request(f"http://{emulator.host}/emulator/v1/projects/{PROJECT}:export",
+                                     data=body.encode(), method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    emulator.stop()
+    return str(next(Path(directory).glob("*/*.overall_export_metadata")))
+
+
+def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_everyone_once(
+    promo, tmp_path, monkeypatch, capsys
+):
+    # A Firestore of this test's own, taken down right after the message's first batch commits.
+    outage = Emulator("firestore").start()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", outage.host)
+    store.reset_client()
+    restarted = None
+    try:
+        users = [f"mid-{i:03d}" for i in range(500)]
+        data = message_data("midway", users, 3)
+        real_commit, lock, exported = WriteBatch.commit, threading.Lock(), []
+
+        def commit_then_go_down(self, *args, **kwargs):
+            with lock:  # the first commit to finish is the last one Firestore sees
+                if exported:
+                    return real_commit(self, *args, **kwargs)
+                result = real_commit(self, *args, **kwargs)
+                exported.append(_export_and_stop(outage, tmp_path))
+                return result
+
+        monkeypatch.setattr(WriteBatch, "commit", commit_then_go_down)
+        capsys.readouterr()
+        assert promo(data, "m-mid").status_code == 500  # raised: Pub/Sub will redeliver
+        monkeypatch.setattr(WriteBatch, "commit", real_commit)
+        assert '"message":"promo message will be redelivered"' in capsys.readouterr().out
+
+        restarted = Emulator("firestore", port=outage.port, extra_args=(f"--import-data={exported[0]}",)).start()
+        store.reset_client()
+        db = store.client()
+        granted = [u for u in users if promo_records(db, u, "midway")]
+        assert len(granted) == 250  # one whole batch committed before the outage, nothing else
+        assert all(user_doc(db, u) is None for u in users if u not in granted)
+
+        capsys.readouterr()
+        assert promo(data, "m-mid").status_code == 200  # the redelivery
+        summary = next(json.loads(line) for line in capsys.readouterr().out.splitlines()
+                       if line.startswith('{"severity":"INFO","message":"promo grant'))
+        assert (summary["granted"], summary["already_granted"]) == (250, 250)
+        assert_granted_once(db, users[::11] + granted[:3] + granted[-3:], "midway", 3)
+        assert all(user_doc(db, u)["credits_permanent"] == 3 for u in users)
+    finally:
+        for emulator in (outage, restarted):
+            if emulator is not None:
+                emulator.stop()
+        monkeypatch.undo()
+        store.reset_client()
