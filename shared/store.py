@@ -319,7 +319,7 @@ def _creates_markers(item: UserChange, change: Change) -> bool:
 def _stage(batch, db, staged: _Staged, now: datetime) -> None:
     # The same writes, in the same form, as `change_user` commits for one user.
     change = staged.change
-    uref = db.collection(USERS).document(staged.item.user_id)
+    uref = staged.user_snap.reference
     _write_user(batch, uref, staged.user_snap, staged.user_data, change, now)
     for record in change.records:
         ref = db.collection(TRANSACTIONS).document(record.transaction_id)
