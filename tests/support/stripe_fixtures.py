@@ -1,4 +1,4 @@
-"""Stripe events for tests, built from the structures Stripe wrote (`../shared/fixtures/stripe/`).
+"""Stripe events for tests, built from the structures Stripe wrote (`tests/fixtures/stripe/`).
 
 Each builder copies a fixture object as is and replaces only the values a test needs (ids,
 metadata, prices, periods, statuses), so the shape of every event is Stripe's own. Invoices
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "stripe"
+# A copy of the Stripe-written fixture objects, kept as they were (see its README for sources).
+FIXTURES = ROOT / "tests" / "fixtures" / "stripe"
 SHAPES = {"current": "2026-07-29.dahlia", "old": "2025-02-24.acacia"}
 NEW_PRICE_DETAILS = "docs-api-reference/invoice_line_item.json"
 
