@@ -120,6 +120,8 @@ class Change(Generic[R]):
     create: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Documents (path -> data) overwritten whole; only for documents the user document guards.
     overwrite: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Documents deleted in the same commit (bookkeeping the change makes obsolete).
+    delete: list[str] = field(default_factory=list)
     # Extra fields stored on the user document beside the pools.
     user_fields: dict[str, Any] = field(default_factory=dict)
     # Records whose ids are derived from their source are created, so a repeat fails.
@@ -127,7 +129,7 @@ class Change(Generic[R]):
 
     @property
     def writes_anything(self) -> bool:
-        return bool(self.account is not None or self.records or self.create or self.overwrite)
+        return bool(self.account is not None or self.records or self.create or self.overwrite or self.delete)
 
 
 def _transient(exc: Exception, what: str) -> Unavailable:
@@ -181,15 +183,7 @@ def _change_user(
         if not change.writes_anything:
             return change.result
         batch = db.batch()
-        _write_user(batch, uref, user_snap, user_data, change, snapshot.now)
-        for record in change.records:
-            ref = db.collection(TRANSACTIONS).document(record.transaction_id)
-            data = transaction_document(record)
-            batch.create(ref, data) if change.create_records else batch.set(ref, data)
-        for path, data in change.create.items():
-            batch.create(db.document(path), data)
-        for path, data in change.overwrite.items():
-            batch.set(db.document(path), data)
+        _stage_change(batch, db, uref, user_snap, user_data, change, snapshot.now)
         try:
             batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
             return change.result
@@ -199,6 +193,21 @@ def _change_user(
             raise _transient(exc, operation) from exc
     log.warning("change lost every race", operation=operation, user_id=user_id, attempts=MAX_ATTEMPTS)
     raise Unavailable("too many concurrent changes to this user; retry later")
+
+
+def _stage_change(batch, db, uref, user_snap, user_data, change: Change, now: datetime) -> None:
+    """Put every write of one user's change into `batch`, so it commits whole or not at all."""
+    _write_user(batch, uref, user_snap, user_data, change, now)
+    for record in change.records:
+        ref = db.collection(TRANSACTIONS).document(record.transaction_id)
+        data = transaction_document(record)
+        batch.create(ref, data) if change.create_records else batch.set(ref, data)
+    for path, data in change.create.items():
+        batch.create(db.document(path), data)
+    for path, data in change.overwrite.items():
+        batch.set(db.document(path), data)
+    for path in change.delete:
+        batch.delete(db.document(path))
 
 
 def _write_user(batch, uref, user_snap, user_data, change: Change, now: datetime) -> None:
@@ -305,7 +314,13 @@ class _Staged(Generic[R]):
 
 
 def _writes_of(change: Change) -> int:
-    return (change.account is not None) + len(change.records) + len(change.create) + len(change.overwrite)
+    return (
+        (change.account is not None)
+        + len(change.records)
+        + len(change.create)
+        + len(change.overwrite)
+        + len(change.delete)
+    )
 
 
 def _creates_markers(item: UserChange, change: Change) -> bool:
@@ -318,17 +333,8 @@ def _creates_markers(item: UserChange, change: Change) -> bool:
 
 def _stage(batch, db, staged: _Staged, now: datetime) -> None:
     # The same writes, in the same form, as `change_user` commits for one user.
-    change = staged.change
-    uref = staged.user_snap.reference
-    _write_user(batch, uref, staged.user_snap, staged.user_data, change, now)
-    for record in change.records:
-        ref = db.collection(TRANSACTIONS).document(record.transaction_id)
-        data = transaction_document(record)
-        batch.create(ref, data) if change.create_records else batch.set(ref, data)
-    for path, data in change.create.items():
-        batch.create(db.document(path), data)
-    for path, data in change.overwrite.items():
-        batch.set(db.document(path), data)
+    snap = staged.user_snap
+    _stage_change(batch, db, snap.reference, snap, staged.user_data, staged.change, now)
 
 
 def change_users(

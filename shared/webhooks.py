@@ -194,12 +194,14 @@ def _apply(
         overwrite = {}
         if link_path and (snap.markers[link_path] or {}).get("user_id") != user_id:
             overwrite[link_path] = store.customer_link(customer_id, user_id, event.id, snap.now)
+        # The kept unapplied copy goes in the same commit that finally applies the event.
         return store.Change(
-            result=(decision, was_unapplied),
+            result=(decision, False),
             account=core.apply(account, entries),
             records=ledger.records(user_id, migration + entries, source, snap.now),
             create={path: marker for path in markers},
             overwrite=overwrite,
+            delete=[unapplied_path] if was_unapplied else [],
             user_fields=user_fields,
         )
 
