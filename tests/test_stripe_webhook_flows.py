@@ -272,17 +272,21 @@ def test_a_legacy_balance_is_migrated_in_the_commit_of_the_first_renewal(webhook
 def test_the_replay_command_applies_what_was_kept_and_says_so(webhook, db):
     import os
     import subprocess
+    import sys
+    from pathlib import Path
 
     quin = Customer("quin", metadata=False)
     renewal = quin.renewal(1, PRO)
     assert webhook.outcome(renewal) == "unapplied"
-    command = [str(sf.ROOT / "scripts" / "replay-unapplied"), renewal["id"]]
+    command = [str(Path(sys.executable).parent / "credits"), "replay", "--event-id", renewal["id"], "--json"]
     env = dict(os.environ)
     still = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert still.returncode == 1 and json.loads(still.stdout)["outcome"] == "unapplied"
+    assert still.returncode == 1
+    assert [r["outcome"] for r in json.loads(still.stdout)["results"]] == ["unapplied"]
     webhook.outcome(quin.subscription_checkout())
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"event_id": renewal["id"], "event_type": "invoice.paid", "outcome": "applied",
-                                       "user_id": "quin", "reason": ""}
+    [result] = json.loads(done.stdout)["results"]
+    assert (result["event_id"], result["event_type"], result["outcome"], result["user_id"]) == (
+        renewal["id"], "invoice.paid", "applied", "quin")
     assert pools(db, "quin") == (1000, 0)
