@@ -14,7 +14,7 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared import config, http, log, spending
-from shared.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound
 from shared.validation import UserId, invalid
 
 MAX_BODY_BYTES = 64 * 1024
@@ -41,11 +41,7 @@ _USER_ID = TypeAdapter(UserId)
 
 
 def _read_json(request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    raw = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = http.read_body(request, MAX_BODY_BYTES)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -15,7 +15,7 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import catalog, http, log, stripe_api, webhooks
-from shared.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound
 
 # Stripe events are a few KiB; an invoice with hundreds of lines stays well under this, and an
 # unapplied event is stored whole in one Firestore document (1 MiB at most).
@@ -42,15 +42,6 @@ class EventEnvelope(BaseModel):
     data: EventData
 
 
-def _read_body(request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    raw = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    return raw
-
-
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
@@ -70,7 +61,7 @@ def receive(request):
         raise NotFound(f"no route for {request.path}")
     if request.method != "POST":
         raise MethodNotAllowed("/ accepts POST only", allowed=["POST"])
-    raw = _read_body(request)
+    raw = http.read_body(request, MAX_BODY_BYTES)
     stripe_api.verify_signature(raw, request.headers.get("Stripe-Signature"))
     body = _parse(raw)
     outcome = webhooks.handle(body, raw.decode("utf-8"))
