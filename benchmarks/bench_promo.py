@@ -18,11 +18,9 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.support.emulators import PROJECT, Emulator  # noqa: E402
+from common import fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+from tests.support.emulators import Emulator  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
 MESSAGE_USERS = 500
@@ -30,19 +28,9 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 AMOUNT = 25
 
 
-def out(*args) -> None:
-    """Results go to the real stdout; sys.stdout itself swallows the service's log lines."""
-    print(*args, file=sys.__stdout__, flush=True)
-
-
 def main() -> int:
-    emulator = Emulator("firestore").start()
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
-    try:
+    with fresh_firestore() as emulator:
         return run(emulator)
-    finally:
-        emulator.stop()
 
 
 def run(emulator: Emulator) -> int:

@@ -18,11 +18,8 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.support.emulators import PROJECT, Emulator  # noqa: E402
+from common import fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "300"))
 WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "3"))
@@ -55,19 +52,9 @@ class RoundTrips:
         return counts
 
 
-def out(*args) -> None:
-    """Results go to the real stdout; sys.stdout itself swallows the service's log lines."""
-    print(*args, file=sys.__stdout__, flush=True)
-
-
 def main() -> int:
-    emulator = Emulator("firestore").start()
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
-    try:
+    with fresh_firestore():
         return run()
-    finally:
-        emulator.stop()
 
 
 def run() -> int:

@@ -21,10 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.emulators import PROJECT, Emulator, free_port  # noqa: E402
+from common import ROOT, fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+from tests.support.emulators import free_port  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "12"))
 PER_ROUND = 25
@@ -33,30 +31,17 @@ SECRET = "whsec_benchmark_secret"
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
 
 
-def out(*args) -> None:
-    """Results go to the real stdout; sys.stdout itself swallows the service's log lines."""
-    print(*args, file=sys.__stdout__, flush=True)
-
-
 def summary(values: list[float]) -> tuple[float, float]:
     values = sorted(values)
     return statistics.median(values), values[max(int(len(values) * 0.95) - 1, 0)]
 
 
 def main() -> int:
-    emulator = Emulator("firestore").start()
-    os.environ.update(
-        FIRESTORE_EMULATOR_HOST=emulator.host,
-        GOOGLE_CLOUD_PROJECT=os.environ.get("GOOGLE_CLOUD_PROJECT", PROJECT),
-        STRIPE_WEBHOOK_SECRET=SECRET,
-        CREDITS_CATALOG=str(ROOT / "config" / "catalog.example.json"),
-    )
-    try:
+    os.environ.update(STRIPE_WEBHOOK_SECRET=SECRET, CREDITS_CATALOG=str(ROOT / "config" / "catalog.example.json"))
+    with fresh_firestore():
         latency()
         cold_starts()
         return 0
-    finally:
-        emulator.stop()
 
 
 def latency() -> None:

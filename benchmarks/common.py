@@ -1,0 +1,32 @@
+"""What every benchmark shares: a fresh Firestore emulator, and results kept apart from logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.emulators import PROJECT, Emulator  # noqa: E402
+
+
+def out(*args) -> None:
+    """Results go to the real stdout; sys.stdout itself swallows the service's log lines."""
+    print(*args, file=sys.__stdout__, flush=True)
+
+
+@contextlib.contextmanager
+def fresh_firestore() -> Iterator[Emulator]:
+    """A Firestore emulator of the benchmark's own, with the environment pointing at it."""
+    emulator = Emulator("firestore").start()
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
