@@ -19,6 +19,7 @@ Rules enforced here:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -137,6 +138,15 @@ def _transient(exc: Exception, what: str) -> Unavailable:
     return Unavailable(f"Firestore is unavailable ({type(exc).__name__}); retry later")
 
 
+@contextlib.contextmanager
+def _faults(operation: str) -> Iterator[None]:
+    """Turn a Firestore fault that may heal into `Unavailable`; anything else propagates."""
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise _transient(exc, operation) from exc
+
+
 def _backoff(attempt: int) -> None:
     # Full jitter keeps concurrent losers from colliding again on the next attempt.
     time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))))
@@ -167,10 +177,8 @@ def _change_user(
     marker_paths = list(markers)
     refs = [uref] + [db.document(path) for path in marker_paths]
     for attempt in range(MAX_ATTEMPTS):
-        try:
+        with _faults(operation):
             snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
-        except _TRANSIENT as exc:
-            raise _transient(exc, operation) from exc
         user_snap = snaps[uref.path]
         user_data = user_snap.to_dict() if user_snap.exists else None
         snapshot = Snapshot(
@@ -247,11 +255,7 @@ def transaction_document(record: BaseCreditTransaction) -> dict[str, Any]:
 
 def get_user(user_id: str) -> Optional[dict[str, Any]]:
     """The raw `users_credits` document, or None."""
-    try:
-        snap = user_ref(user_id).get(retry=None, timeout=RPC_TIMEOUT_S)
-    except _TRANSIENT as exc:
-        raise _transient(exc, "get_user") from exc
-    return snap.to_dict() if snap.exists else None
+    return read_document(f"{USERS}/{user_id}")
 
 
 def list_transactions(
@@ -267,10 +271,8 @@ def list_transactions(
     )
     if after is not None:
         query = query.start_after({"created_at": after[0], "transaction_id": after[1]})
-    try:
+    with _faults("list_transactions"):
         return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=RPC_TIMEOUT_S)]
-    except _TRANSIENT as exc:
-        raise _transient(exc, "list_transactions") from exc
 
 
 # =============================================================================
@@ -422,11 +424,9 @@ def change_users(
 def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[int, Any]:
     """One batched read of a slice's user documents, by item index."""
     refs = {index: db.collection(USERS).document(item.user_id) for index, item in part}
-    try:
+    with _faults(operation):
         snaps = {snap.reference.path: snap for snap in db.get_all(list(refs.values()), retry=None,
                                                                   timeout=RPC_TIMEOUT_S)}
-    except _TRANSIENT as exc:
-        raise _transient(exc, operation) from exc
     return {index: snaps[ref.path] for index, ref in refs.items()}
 
 
@@ -458,15 +458,13 @@ def rejected(
 ) -> list[tuple[str, dict[str, Any], datetime]]:
     """Kept rejected messages (one by id, or all with `status`): id, data and update time."""
     collection = client().collection(PROMO_REJECTED)
-    try:
+    with _faults("rejected"):
         if doc_id is not None:
             snap = collection.document(doc_id).get(retry=None, timeout=RPC_TIMEOUT_S)
             snaps = [snap] if snap.exists else []
         else:
             query = collection.where(filter=FieldFilter("status", "==", status)) if status else collection
             snaps = list(query.stream(retry=None, timeout=RPC_TIMEOUT_S))
-    except _TRANSIENT as exc:
-        raise _transient(exc, "rejected") from exc
     return [(snap.id, snap.to_dict(), snap.update_time) for snap in snaps]
 
 
@@ -537,10 +535,8 @@ def user_pages(
 
 def count_users() -> int:
     """How many `users_credits` documents exist (one aggregation read)."""
-    try:
+    with _faults("count_users"):
         result = client().collection(USERS).count().get(retry=None, timeout=RPC_TIMEOUT_S * 3)
-    except _TRANSIENT as exc:
-        raise _transient(exc, "count_users") from exc
     return int(result[0][0].value)
 
 
@@ -598,10 +594,8 @@ def user_ledger(user_id: str) -> tuple[Optional[dict[str, Any]], list[dict[str, 
         query = db.collection(TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
         return (snap.to_dict() if snap.exists else None), [s.to_dict() for s in query.stream(transaction=transaction)]
 
-    try:
+    with _faults("user_ledger"):
         return read(db.transaction(read_only=True))
-    except _TRANSIENT as exc:
-        raise _transient(exc, "user_ledger") from exc
 
 
 # =============================================================================
@@ -632,10 +626,8 @@ def unapplied_path(event_id: str) -> str:
 
 def read_document(path: str) -> Optional[dict[str, Any]]:
     """One document by path, or None."""
-    try:
+    with _faults("read_document"):
         snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
-    except _TRANSIENT as exc:
-        raise _transient(exc, "read_document") from exc
     return snap.to_dict() if snap.exists else None
 
 
@@ -651,30 +643,24 @@ def customer_link(customer_id: str, user_id: str, event_id: str, now: datetime) 
 
 def link_customer(customer_id: str, user_id: str, event_id: str) -> None:
     """Remember which user a Stripe customer belongs to (the latest event that says so wins)."""
-    try:
+    with _faults("link_customer"):
         client().document(customer_link_path(customer_id)).set(
             customer_link(customer_id, user_id, event_id, utcnow()), retry=None, timeout=RPC_TIMEOUT_S
         )
-    except _TRANSIENT as exc:
-        raise _transient(exc, "link_customer") from exc
 
 
 def record_unapplied(event_id: str, fields: dict[str, Any]) -> None:
     """Keep (or refresh) an event that could not be applied, counting the attempts."""
     now = utcnow()
     data = {**fields, "event_id": event_id, "last_attempt_at": now, "attempts": firestore.Increment(1)}
-    try:
+    with _faults("record_unapplied"):
         client().document(unapplied_path(event_id)).set(data, merge=True, retry=None, timeout=RPC_TIMEOUT_S)
-    except _TRANSIENT as exc:
-        raise _transient(exc, "record_unapplied") from exc
 
 
 def forget_unapplied(event_id: str) -> None:
     """Drop the record of an event once it has an outcome; its marker keeps the history."""
-    try:
+    with _faults("forget_unapplied"):
         client().document(unapplied_path(event_id)).delete(retry=None, timeout=RPC_TIMEOUT_S)
-    except _TRANSIENT as exc:
-        raise _transient(exc, "forget_unapplied") from exc
 
 
 def unapplied_events(event_id: Optional[str] = None, limit: int = 1000) -> list[dict[str, Any]]:
@@ -683,7 +669,5 @@ def unapplied_events(event_id: Optional[str] = None, limit: int = 1000) -> list[
         data = read_document(unapplied_path(event_id))
         return [data] if data else []
     query = client().collection(UNAPPLIED_EVENTS).order_by("last_attempt_at").limit(limit)
-    try:
+    with _faults("unapplied_events"):
         return [snap.to_dict() for snap in query.stream(retry=None, timeout=RPC_TIMEOUT_S)]
-    except _TRANSIENT as exc:
-        raise _transient(exc, "unapplied_events") from exc
