@@ -25,7 +25,7 @@ os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
 def firestore_emulator():
     from shared import store
 
-    emulator = Emulator("firestore").start()
+    emulator = Emulator.shared_or_started("firestore")
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
     store.reset_client()
     yield emulator
@@ -35,7 +35,7 @@ def firestore_emulator():
 
 @pytest.fixture(scope="session")
 def pubsub_emulator():
-    emulator = Emulator("pubsub").start()
+    emulator = Emulator.shared_or_started("pubsub")
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
     yield emulator
     emulator.stop()

@@ -1,4 +1,10 @@
-"""Start and stop the real gcloud emulators on free loopback ports, for tests and benchmarks."""
+"""Start and stop the real gcloud emulators on free loopback ports, for tests and benchmarks.
+
+By default every test session starts its own emulators. `CREDITS_TEST_FIRESTORE` and
+`CREDITS_TEST_PUBSUB` (`host:port`) point a session at emulators that are already running
+instead, and `CREDITS_TEST_PROJECT` gives it a project id of its own there, so several
+sessions can share two emulators without seeing each other's documents.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-PROJECT = "demo-credits"
+PROJECT = os.environ.get("CREDITS_TEST_PROJECT", "demo-credits")
 
 
 def free_port() -> int:
@@ -40,6 +46,20 @@ class Emulator:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @classmethod
+    def shared_or_started(cls, kind: str) -> "Emulator":
+        """The running emulator named by `CREDITS_TEST_<KIND>`, or a new one of this session's."""
+        host = os.environ.get(f"CREDITS_TEST_{kind.upper()}")
+        if host:
+            emulator = cls(kind, port=int(host.rsplit(":", 1)[1]))
+            emulator.shared = True
+            if not emulator.answers():
+                raise RuntimeError(f"CREDITS_TEST_{kind.upper()}={host} does not answer")
+            return emulator
+        return cls(kind).start()
+
+    shared = False
+
     def start(self, timeout: float = 90.0) -> "Emulator":
         log = open(self.log_path, "ab")
         args = self.COMMANDS[self.kind] + [f"--host-port={self.host}", *self.extra_args]
@@ -63,7 +83,7 @@ class Emulator:
             return False
 
     def stop(self) -> None:
-        if self.process is None:
+        if self.shared or self.process is None:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
