@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tools import cli
+from tools.credits.__main__ import main
 
 
 @dataclass
@@ -21,9 +21,9 @@ class Run:
 
 
 def credits(capsys, *argv: str) -> Run:
-    """`credits ARGV...` through `tools.cli.main`, with its exit code, stdout and stderr."""
+    """`credits ARGV...` through `tools.credits.__main__.main`, with its exit code, stdout and stderr."""
     capsys.readouterr()
-    code = cli.main(list(argv))
+    code = main(list(argv))
     captured = capsys.readouterr()
     return Run(code, captured.out, captured.err)
 

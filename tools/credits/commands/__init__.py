@@ -1,0 +1,7 @@
+"""The `credits` commands, in the order `--help` lists them: each module has `add_parser(subparsers)`,
+which declares the command and its arguments and returns its parser, and `run(args, out, err)`,
+which does the work and returns the exit code."""
+
+from . import adjust, balance, history, migrate, reconcile, replay, report
+
+COMMANDS = [balance, history, adjust, migrate, reconcile, replay, report]

@@ -1,0 +1,25 @@
+"""`credits balance USER`: a user's pools and totals, as the balance endpoint returns them."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from shared import spending
+
+from ..common import EXIT_OK, add_command, add_user_argument
+from ..output import emit_json, write_table
+
+
+def add_parser(subparsers):
+    p = add_command(subparsers, "balance", help="a user's pools and totals")
+    add_user_argument(p)
+    return p
+
+
+def run(args, out: TextIO, err: TextIO) -> int:
+    body = spending.balance(args.user_id)
+    if args.json:
+        emit_json(out, body)
+    else:
+        write_table(out, ["field", "value"], [[k, v] for k, v in body.items()])
+    return EXIT_OK

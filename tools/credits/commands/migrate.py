@@ -1,0 +1,85 @@
+"""`credits migrate`: every legacy `balance` document converted to the two pools, resumably."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from shared import admin, errors, store
+
+from ..common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNAVAILABLE, add_command
+from ..output import Progress, emit_json, write_table
+
+
+def add_parser(subparsers):
+    p = add_command(
+        subparsers,
+        "migrate",
+        help="convert every legacy `balance` document to the two pools",
+        description=(
+            "Move each legacy balance to credits_permanent with a `migration` transaction, totals kept, "
+            "in batches of users ordered by id. Migrated documents are untouched. Half-written documents: "
+            "pools beside a stray `balance` keep the pools and lose the field; a legacy document whose "
+            "migration record already exists with its exact balance gets its pools without a second "
+            "record; anything inconsistent is left alone and listed for review (exit code 1)."
+        ),
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would change and write nothing")
+    p.add_argument("--batch-size", type=int, default=200, help="users read and committed together, 1 to 500 (default 200)")
+    p.add_argument("--start-after", metavar="USER", help="continue an interrupted run after this user id")
+    p.add_argument("--limit", type=int, help="stop after examining this many users (a trial run)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def run(args, out: TextIO, err: TextIO) -> int:
+    if args.batch_size < 1 or args.batch_size > 500:
+        raise errors.InvalidRequest("--batch-size must be from 1 to 500", fields=["batch_size"])
+    total = None if args.no_progress else store.count_users()
+    bar = Progress(err, "migrate (dry run)" if args.dry_run else "migrate", total, enabled=not args.no_progress)
+    report = admin.MigrationReport(dry_run=args.dry_run, run_id=f"migrate_{store.utcnow():%Y%m%dT%H%M%SZ}")
+
+    def progress(r: admin.MigrationReport) -> None:
+        bar.update(r.examined, f"migrated {r.counts['migrate']}")
+
+    try:
+        admin.migrate_users(
+            batch_size=args.batch_size,
+            dry_run=args.dry_run,
+            start_after=args.start_after,
+            limit=args.limit,
+            progress=progress,
+            report=report,
+        )
+    except (errors.Unavailable, KeyboardInterrupt) as exc:
+        bar.close()
+        _print_report(args, out, report)
+        where = f"--start-after {report.resume_after}" if report.resume_after else "from the beginning"
+        err.write(
+            f"credits: migration interrupted ({exc.__class__.__name__}: {exc}); every user up to "
+            f"{report.resume_after or '(none)'} is done; run again with {where} to continue "
+            "(starting over is safe too: migrated documents are skipped)\n"
+        )
+        return EXIT_UNAVAILABLE
+    bar.close()
+    _print_report(args, out, report)
+    if not report.complete:
+        err.write(f"credits: stopped after --limit {args.limit}; continue with --start-after {report.resume_after}\n")
+    return EXIT_PROBLEMS if report.review else EXIT_OK
+
+
+def _print_report(args, out: TextIO, report: admin.MigrationReport) -> None:
+    if args.json:
+        emit_json(out, report.as_dict())
+        return
+    title = "dry run: nothing written; this is what a run would do" if report.dry_run else f"run {report.run_id}"
+    out.write(title + "\n")
+    write_table(out, ["outcome", "users"], [[k, v] for k, v in report.counts.items()])
+    out.write(f"\nexamined {report.examined} users; {report.credits_migrated} legacy credits moved to permanent pools\n")
+    if report.repaired:
+        out.write("\nrepaired half-written documents:\n")
+        write_table(out, ["user_id", "action", "reason"], [[r["user_id"], r["action"], r["reason"]] for r in report.repaired])
+    if report.review:
+        out.write("\nleft untouched, need review:\n")
+        write_table(out, ["user_id", "reason"], [[r["user_id"], r["reason"]] for r in report.review])
+    if not report.complete:
+        out.write(f"\nnot finished: continue with --start-after {report.resume_after}\n")

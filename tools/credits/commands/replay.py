@@ -1,0 +1,92 @@
+"""`credits replay`: stored unapplied Stripe events and rejected promo messages, listed or applied
+again (each applies at most once however often it is replayed)."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from shared import promotions, store, webhooks
+
+from ..common import EXIT_OK, EXIT_PROBLEMS, add_command
+from ..output import emit_json, write_table
+
+# Outcomes that leave an event or message waiting: the cause is not fixed yet, or a fault.
+_NOT_DONE = {"unapplied", "failed", "still_rejected", "not_found"}
+
+
+def add_parser(subparsers):
+    p = add_command(
+        subparsers,
+        "replay",
+        help="list or re-apply stored unapplied Stripe events and rejected promo messages",
+        description=(
+            "Without an action (or with --list): list the Stripe events kept in webhook_unapplied and the "
+            "promotion messages kept in promo_rejected. --event-id / --message-id applies one again, "
+            "--all applies every one; each applies at most once however often it is replayed."
+        ),
+    )
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list what is waiting (the default)")
+    action.add_argument("--event-id", help="replay one stored Stripe event")
+    action.add_argument("--message-id", help="replay one stored promotion message")
+    action.add_argument("--all", action="store_true", help="replay every stored event and message")
+    return p
+
+
+def run(args, out: TextIO, err: TextIO) -> int:
+    if not (args.event_id or args.message_id or args.all):
+        return _list_waiting(args, out)
+    results: list[dict[str, Any]] = []
+    if args.event_id or args.all:
+        events = webhooks.replay_unapplied(event_id=args.event_id)
+        if args.event_id and not events:
+            events = [{"event_id": args.event_id, "outcome": "not_found", "reason": "no such stored event"}]
+        results += [{"kind": "stripe_event", "id": e.get("event_id"), **e} for e in events]
+    if args.message_id or args.all:
+        messages = promotions.replay_rejected(message_id=args.message_id)
+        results += [{"kind": "promo_message", "id": m.get("message_id"), **m} for m in messages]
+    if args.json:
+        emit_json(out, {"results": results})
+    elif results:
+        rows = [[r["kind"], r["id"], r["outcome"], r.get("user_id") or r.get("grant_id") or "", r.get("reason") or ""] for r in results]
+        write_table(out, ["kind", "id", "outcome", "user / grant", "reason"], rows)
+    else:
+        out.write("nothing waiting to replay\n")
+    return EXIT_PROBLEMS if any(r["outcome"] in _NOT_DONE for r in results) else EXIT_OK
+
+
+def _list_waiting(args, out: TextIO) -> int:
+    events = [
+        {
+            "event_id": e.get("event_id"),
+            "event_type": e.get("event_type"),
+            "user_id": e.get("user_id"),
+            "customer_id": e.get("customer_id"),
+            "reason": e.get("reason"),
+            "attempts": e.get("attempts"),
+            "last_attempt_at": e.get("last_attempt_at"),
+        }
+        for e in store.unapplied_events()
+    ]
+    messages = [
+        {
+            "message_id": data.get("message_id", doc_id),
+            "reason": data.get("reason"),
+            "rejected_at": data.get("rejected_at"),
+            "last_replay_reason": data.get("last_replay_reason"),
+            "raw_text": data.get("raw_text"),
+        }
+        for doc_id, data, _ in store.rejected(status="rejected")
+    ]
+    if args.json:
+        emit_json(out, {"stripe_events": events, "promo_messages": messages})
+        return EXIT_OK
+    out.write(f"Stripe events waiting in {store.UNAPPLIED_EVENTS}: {len(events)}\n")
+    if events:
+        rows = [[e["event_id"], e["event_type"], e["user_id"] or e["customer_id"] or "", e["attempts"], e["reason"]] for e in events]
+        write_table(out, ["event_id", "type", "user / customer", "attempts", "reason"], rows)
+    out.write(f"\npromo messages waiting in {store.PROMO_REJECTED}: {len(messages)}\n")
+    if messages:
+        rows = [[m["message_id"], m["last_replay_reason"] or m["reason"], (m["raw_text"] or "")[:60]] for m in messages]
+        write_table(out, ["message_id", "reason", "data"], rows)
+    return EXIT_OK
