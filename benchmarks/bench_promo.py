@@ -37,40 +37,45 @@ def run(emulator: Emulator) -> int:
     from google.cloud.firestore_v1 import aggregation
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from shared import promotions, store
+    from shared.common.ids import grant_record_id
+    from shared.promotions import service as promo_service
+    from shared.promotions import schemas
+    from shared.store.batch import MAX_BATCH_WRITES
+    from shared.store import collections
+    from shared.store import client as store_client
 
-    db = store.client()
-    users_col, records_col = db.collection(store.USERS), db.collection(store.TRANSACTIONS)
+    db = store_client.client()
+    users_col, records_col = db.collection(collections.USERS), db.collection(collections.TRANSACTIONS)
 
-    def messages(prefix: str, grant_id: str) -> list[promotions.PromoMessage]:
+    def messages(prefix: str, grant_id: str) -> list[schemas.PromoMessage]:
         ids = [f"{prefix}-{i:05d}" for i in range(USERS)]
         return [
-            promotions.PromoMessage(grant_id=grant_id, user_ids=ids[k : k + MESSAGE_USERS], amount=AMOUNT)
+            schemas.PromoMessage(grant_id=grant_id, user_ids=ids[k : k + MESSAGE_USERS], amount=AMOUNT)
             for k in range(0, USERS, MESSAGE_USERS)
         ]
 
     def service(prefix: str, grant_id: str, _existing: bool) -> None:
         for message in messages(prefix, grant_id):
-            outcome = promotions.grant(message)
+            outcome = promo_service.grant(message)
             assert outcome.granted == len(message.user_ids), outcome
 
     def raw_batches(prefix: str, grant_id: str, write_user) -> None:
         # The same documents, in batches of 500 writes (250 users), with no reads.
-        per_batch = store.MAX_BATCH_WRITES // 2
+        per_batch = MAX_BATCH_WRITES // 2
         for message in messages(prefix, grant_id):
             for k in range(0, len(message.user_ids), per_batch):
                 batch = db.batch()
-                now = store.utcnow()
+                now = store_client.utcnow()
                 for user_id in message.user_ids[k : k + per_batch]:
                     permanent = AMOUNT * 2 if grant_id.endswith("g2") else AMOUNT
                     write_user(batch, users_col.document(user_id), {
                         "user_id": user_id, "credits_monthly": 0, "credits_permanent": permanent,
                         "total_earned": permanent, "total_spent": 0, "last_updated": now,
                     })
-                    txn_id = promotions.grant_record_id(grant_id, user_id)
+                    txn_id = grant_record_id(grant_id, user_id)
                     batch.create(records_col.document(txn_id), {
                         "transaction_id": txn_id, "user_id": user_id, "type": "promo_grant", "pool": "permanent",
-                        "amount": AMOUNT, "description": promotions.DEFAULT_DESCRIPTION, "source": grant_id,
+                        "amount": AMOUNT, "description": promo_service.DEFAULT_DESCRIPTION, "source": grant_id,
                         "created_at": now,
                     })
                 batch.commit()

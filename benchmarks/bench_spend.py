@@ -60,18 +60,26 @@ def main() -> int:
 def run() -> int:
     from google.cloud import firestore
 
-    from shared import config, core, ledger, spending, store
-    from shared.models import CreditPool, TransactionType
+    from shared.spending import service as spending
+    from shared.ledger import accounts
+    from shared.ledger import codec
+    from shared.spending import rules as spending_rules
+    from shared.ledger import records
+    from shared.store import collections
+    from shared.store import change
+    from shared.store import commit
+    from shared.store import client as store_client
+    from shared.ledger.models import CreditPool, TransactionType
 
-    db = store.client()
+    db = store_client.client()
     trips = RoundTrips(db)
 
     def seed(user_id: str) -> None:
-        entry = core.grant(TransactionType.PROMO_GRANT, START_CREDITS, "bench", CreditPool.PERMANENT)
-        store.change_user(
+        entry = accounts.grant(TransactionType.PROMO_GRANT, START_CREDITS, "bench", CreditPool.PERMANENT)
+        commit.change_user(
             user_id,
-            lambda snap: store.Change(result=None, account=core.apply(snap.account, [entry]),
-                                      records=ledger.records(user_id, [entry], "bench", snap.now)),
+            lambda snap: change.Change(result=None, account=accounts.apply(snap.account, [entry]),
+                                      records=records.records(user_id, [entry], "bench", snap.now)),
         )
 
     def ours(user_id: str, key: str) -> None:
@@ -79,20 +87,20 @@ def run() -> int:
 
     @firestore.transactional
     def _baseline_txn(transaction, user_id: str, key: str) -> None:
-        uref = db.collection(store.USERS).document(user_id)
-        kref = db.document(spending.key_marker_path(key))
+        uref = db.collection(collections.USERS).document(user_id)
+        kref = db.document(collections.spend_key(key))
         snaps = {s.reference.path: s for s in transaction.get_all([uref, kref])}
         if snaps[kref.path].exists:
             return
-        now = store.utcnow()
-        account = core.read_account(user_id, snaps[uref.path].to_dict())
-        entries = core.plan_spend(account, 7, "bench", config.spend_order())
-        after = core.apply(account, entries)
+        now = store_client.utcnow()
+        account = codec.read_account(user_id, snaps[uref.path].to_dict())
+        entries = spending_rules.plan_spend(account, 7, "bench", spending.spend_order())
+        after = accounts.apply(account, entries)
         transaction.update(uref, {"credits_monthly": after.monthly, "credits_permanent": after.permanent,
                                   "total_spent": after.total_spent, "last_updated": now})
-        for record in ledger.records(user_id, entries, key, now):
-            transaction.set(db.collection(store.TRANSACTIONS).document(record.transaction_id),
-                            store.transaction_document(record))
+        for record in records.records(user_id, entries, key, now):
+            transaction.set(db.collection(collections.TRANSACTIONS).document(record.transaction_id),
+                            codec.transaction_document(record))
         transaction.create(kref, {"idempotency_key": key, "user_id": user_id, "fingerprint": "bench",
                                   "response": "{}", "created_at": now})
 
@@ -137,7 +145,7 @@ def run() -> int:
 
     # The same service with its in-process per-user lock disabled: the update-time precondition
     # alone serialises the spenders, as it does across separate instances.
-    real_stripe = store._stripe
+    real_stripe = commit._stripe
     variants = [
         ("transactional (baseline)", baseline, ("one", "different"), real_stripe),
         ("spend service", ours, ("one", "different"), real_stripe),
@@ -148,7 +156,7 @@ def run() -> int:
     out(f"  {'':<26} {'users':<10}" + "".join(f"{n:>16}" for n in CONCURRENCY))
     lost = 0
     for name, fn, shapes, stripe in variants:
-        store._stripe = stripe
+        commit._stripe = stripe
         for shape in shapes:
             cells = []
             for threads in CONCURRENCY:
@@ -176,12 +184,12 @@ def run() -> int:
                     ok[user] += done
                     failed[user] += errors
                 for user in set(users):
-                    doc = db.collection(store.USERS).document(user).get().to_dict()
+                    doc = db.collection(collections.USERS).document(user).get().to_dict()
                     if doc["credits_permanent"] != START_CREDITS - 7 * ok[user]:
                         lost += 1
                 cells.append(f"{sum(ok.values()) / elapsed:9.1f} ({sum(failed.values()):>3})")
             out(f"  {name:<26} {shape:<10}" + "".join(f"{c:>16}" for c in cells))
-    store._stripe = real_stripe
+    commit._stripe = real_stripe
     out(f"\nLost updates (a pool that disagrees with the successful spends): {lost}")
     return 0
 

@@ -47,12 +47,13 @@ def main() -> int:
 def latency() -> None:
     from functions_framework import create_app
 
-    from shared import store
+    from shared.store import collections
+    from shared.store import client as store_client
     from tests.support import stripe_fixtures as sf
     from tests.support.stripe_story import Customer
 
     client = create_app("stripe_webhook", source=str(ROOT / "functions" / "stripe_webhook" / "main.py")).test_client()
-    db = store.client()
+    db = store_client.client()
     sys.stdout = io.StringIO()
 
     customer = Customer("bench-user", tag="bench")
@@ -71,9 +72,9 @@ def latency() -> None:
 
     def bare_commit() -> float:
         n = next(baseline_n)
-        now = store.utcnow()
+        now = store_client.utcnow()
         batch = db.batch()
-        batch.set(db.collection(store.USERS).document("bench-baseline"), {
+        batch.set(db.collection(collections.USERS).document("bench-baseline"), {
             "user_id": "bench-baseline", "credits_monthly": 1500, "credits_permanent": 0, "total_earned": 1000 * n,
             "total_spent": 0, "last_updated": now,
             "stripe_subscriptions": {"sub_bench": {"price_id": "price_pro_monthly", "period_start": n, "period_end": n + 1,
@@ -81,13 +82,13 @@ def latency() -> None:
         })
         for kind, amount in (("monthly_expired", -1000), ("subscription_grant", 1000)):
             tid = f"txn_baseline_{n}_{kind}"
-            batch.create(db.collection(store.TRANSACTIONS).document(tid), {
+            batch.create(db.collection(collections.TRANSACTIONS).document(tid), {
                 "transaction_id": tid, "user_id": "bench-baseline", "type": kind, "pool": "monthly", "amount": amount,
                 "description": "baseline", "source": f"in_baseline_{n}", "created_at": now})
         marker = {"event_id": f"evt_{n}", "event_type": "invoice.paid", "user_id": "bench-baseline",
                   "outcome": "applied", "created_at": now}
-        batch.create(db.document(store.applied_marker_path("invoice", f"in_baseline_{n}")), marker)
-        batch.create(db.document(store.applied_marker_path("period", f"sub_baseline:{n}")), marker)
+        batch.create(db.document(collections.applied_marker("invoice", f"in_baseline_{n}")), marker)
+        batch.create(db.document(collections.applied_marker("period", f"sub_baseline:{n}")), marker)
         started = time.perf_counter()
         batch.commit()
         return time.perf_counter() - started

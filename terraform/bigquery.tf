@@ -1,5 +1,5 @@
 # The analytics copy of the credit data. The column lists live in schemas/*.json, which the test
-# suite compares field by field with the pydantic models in shared/models.py: users_credits has
+# suite compares field by field with the pydantic models in shared/ledger/models.py: users_credits has
 # both pools in place of balance (the total is their sum), credits_transactions has pool.
 
 resource "google_bigquery_dataset" "credits" {

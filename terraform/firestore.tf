@@ -43,7 +43,7 @@ resource "google_firebaserules_release" "firestore" {
 }
 
 # GET /transactions/{user_id}: where user_id == X, newest first, ties broken by transaction_id
-# (the order shared/store.py's list_transactions asks for).
+# (the order shared/store/scans.py's list_transactions asks for).
 resource "google_firestore_index" "transactions_by_user" {
   database   = google_firestore_database.credits.name
   collection = "credits_transactions"

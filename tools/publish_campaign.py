@@ -22,8 +22,8 @@ from typing import Iterable, Optional, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from shared.promotions import MAX_USERS, PromoMessage
-from shared.validation import UserId
+from shared.promotions.schemas import MAX_USERS, PromoMessage
+from shared.common.validation import UserId
 
 DEFAULT_TOPIC = "promo-grants"
 LOCAL_PROJECT = "demo-credits"

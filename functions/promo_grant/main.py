@@ -16,8 +16,9 @@ from typing import Any, Optional
 
 import functions_framework
 
-from shared import log, promotions
-from shared.errors import CreditsError, InvalidPayload
+from shared.common import log
+from shared.common.errors import CreditsError, InvalidPayload
+from shared.promotions import rejected, schemas, service
 
 MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
@@ -55,8 +56,8 @@ def promo_grant(cloud_event) -> None:
     try:
         if delivery.problem:
             raise InvalidPayload(delivery.problem)
-        message = promotions.parse_message(delivery.raw)
-        promotions.grant(message, message_id=delivery.message_id)
+        message = schemas.parse_message(delivery.raw)
+        service.grant(message, message_id=delivery.message_id)
     except CreditsError as err:
         if err.transient:
             log.warning(
@@ -65,7 +66,7 @@ def promo_grant(cloud_event) -> None:
             raise
         # Permanent: keep it for review and replay, and acknowledge so it is not redelivered.
         # Keeping it may itself hit a fault that may heal; that raises and Pub/Sub redelivers.
-        promotions.reject(delivery.message_id, err.message, delivery.raw, delivery.attributes)
+        rejected.reject(delivery.message_id, err.message, delivery.raw, delivery.attributes)
     except Exception:
         # A bug, not a bad message: redelivery (and the subscription's dead-letter topic) keep it.
         log.error(

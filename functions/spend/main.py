@@ -8,34 +8,21 @@ from __future__ import annotations
 
 import json
 import traceback
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import functions_framework
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from shared import config, http, log, spending
-from shared.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound
-from shared.validation import UserId, invalid
+from shared.common import http, log
+from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound
+from shared.common.validation import UserId, invalid
+from shared.spending import service as spending
+from shared.spending.schemas import HistoryQuery, SpendBody
 
 MAX_BODY_BYTES = 64 * 1024
 
 # A bad CREDITS_SPEND_ORDER fails the start, not the first spend.
-config.spend_order()
-
-
-class SpendRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    user_id: UserId
-    amount: Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
-    description: Optional[Annotated[str, Field(max_length=500)]] = None
-    idempotency_key: Optional[Annotated[str, Field(min_length=1, max_length=255)]] = None
-
-
-class HistoryQuery(BaseModel):
-    limit: Annotated[int, Field(ge=1, le=100)] = 20
-    page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None
-
+spending.spend_order()
 
 _USER_ID = TypeAdapter(UserId)
 
@@ -68,7 +55,7 @@ def post_spend(request):
             )
         body = {**body, "idempotency_key": header_key}
     try:
-        req = SpendRequest.model_validate(body)
+        req = SpendBody.model_validate(body)
     except ValidationError as exc:
         raise invalid(exc) from None
     result = spending.spend(req.user_id, req.amount, req.description or "", req.idempotency_key)

@@ -14,8 +14,10 @@ from typing import Any, Literal
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import catalog, http, log, stripe_api, webhooks
-from shared.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound
+from shared.billing import catalog, stripe_api
+from shared.billing import service as webhooks
+from shared.common import http, log
+from shared.common.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound
 
 # Stripe events are a few KiB; an invoice with hundreds of lines stays well under this, and an
 # unapplied event is stored whole in one Firestore document (1 MiB at most).

@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from shared import errors, log
+from shared.common import errors, log
 
 from .commands import COMMANDS
 from .common import EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE

@@ -10,7 +10,7 @@ import csv
 import io
 from typing import Any, Optional
 
-from shared.operations import CATEGORIES, DayUsage
+from shared.operations.usage_rules import CATEGORIES, DayUsage
 
 COLUMNS = (
     ["date"]

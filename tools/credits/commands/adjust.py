@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from shared import admin
+from shared.operations import adjustments
 
 from ..common import EXIT_OK, add_command, add_user_argument, login
 from ..output import emit_json, write_table
@@ -36,7 +36,7 @@ def add_parser(subparsers):
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
-    result = admin.adjust(
+    result = adjustments.adjust(
         args.user_id, args.pool, args.amount, args.reason, args.operator, idempotency_key=args.idempotency_key
     )
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from shared import spending
+from shared.spending import service as spending
 
 from ..common import EXIT_OK, add_command, add_user_argument
 from ..output import emit_json, write_table

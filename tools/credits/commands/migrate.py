@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from shared import admin, errors, store
+from shared.common import errors
+from shared.operations import migration
+from shared.store import scans
+from shared.store.client import utcnow
 
 from ..common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNAVAILABLE, add_command
 from ..output import Progress, emit_json, write_table
@@ -34,15 +37,15 @@ def add_parser(subparsers):
 def run(args, out: TextIO, err: TextIO) -> int:
     if args.batch_size < 1 or args.batch_size > 500:
         raise errors.InvalidRequest("--batch-size must be from 1 to 500", fields=["batch_size"])
-    total = None if args.no_progress else store.count_users()
+    total = None if args.no_progress else scans.count_users()
     bar = Progress(err, "migrate (dry run)" if args.dry_run else "migrate", total, enabled=not args.no_progress)
-    report = admin.MigrationReport(dry_run=args.dry_run, run_id=f"migrate_{store.utcnow():%Y%m%dT%H%M%SZ}")
+    report = migration.MigrationReport(dry_run=args.dry_run, run_id=f"migrate_{utcnow():%Y%m%dT%H%M%SZ}")
 
-    def progress(r: admin.MigrationReport) -> None:
+    def progress(r: migration.MigrationReport) -> None:
         bar.update(r.examined, f"migrated {r.counts['migrate']}")
 
     try:
-        admin.migrate_users(
+        migration.migrate_users(
             batch_size=args.batch_size,
             dry_run=args.dry_run,
             start_after=args.start_after,
@@ -67,7 +70,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
     return EXIT_PROBLEMS if report.review else EXIT_OK
 
 
-def _print_report(args, out: TextIO, report: admin.MigrationReport) -> None:
+def _print_report(args, out: TextIO, report: migration.MigrationReport) -> None:
     if args.json:
         emit_json(out, report.as_dict())
         return

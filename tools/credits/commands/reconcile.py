@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from shared import admin
+from shared.operations import reconciliation
 
 from ..common import EXIT_OK, EXIT_PROBLEMS, add_command
 from ..output import Progress, emit_json, write_table
@@ -28,7 +28,7 @@ def add_parser(subparsers):
 
 def run(args, out: TextIO, err: TextIO) -> int:
     bar = Progress(err, "reconcile: users", None, enabled=not args.no_progress)
-    report = admin.reconcile(
+    report = reconciliation.reconcile(
         page_size=args.page_size,
         progress=lambda r: bar.update(r.users, f"transactions {r.transactions}"),
         progress_every=args.page_size,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from shared import promotions, store, webhooks
+from shared.billing import service as webhooks, unapplied
+from shared.promotions import rejected
+from shared.store import collections
 
 from ..common import EXIT_OK, EXIT_PROBLEMS, add_command
 from ..output import emit_json, write_table
@@ -43,7 +45,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
             events = [{"event_id": args.event_id, "outcome": "not_found", "reason": "no such stored event"}]
         results += [{"kind": "stripe_event", "id": e.get("event_id"), **e} for e in events]
     if args.message_id or args.all:
-        messages = promotions.replay_rejected(message_id=args.message_id)
+        messages = rejected.replay_rejected(message_id=args.message_id)
         results += [{"kind": "promo_message", "id": m.get("message_id"), **m} for m in messages]
     if args.json:
         emit_json(out, {"results": results})
@@ -66,7 +68,7 @@ def _list_waiting(args, out: TextIO) -> int:
             "attempts": e.get("attempts"),
             "last_attempt_at": e.get("last_attempt_at"),
         }
-        for e in store.unapplied_events()
+        for e in unapplied.pending()
     ]
     messages = [
         {
@@ -76,16 +78,16 @@ def _list_waiting(args, out: TextIO) -> int:
             "last_replay_reason": data.get("last_replay_reason"),
             "raw_text": data.get("raw_text"),
         }
-        for doc_id, data, _ in store.rejected(status="rejected")
+        for doc_id, data, _ in rejected.kept_messages(status="rejected")
     ]
     if args.json:
         emit_json(out, {"stripe_events": events, "promo_messages": messages})
         return EXIT_OK
-    out.write(f"Stripe events waiting in {store.UNAPPLIED_EVENTS}: {len(events)}\n")
+    out.write(f"Stripe events waiting in {collections.UNAPPLIED_EVENTS}: {len(events)}\n")
     if events:
         rows = [[e["event_id"], e["event_type"], e["user_id"] or e["customer_id"] or "", e["attempts"], e["reason"]] for e in events]
         write_table(out, ["event_id", "type", "user / customer", "attempts", "reason"], rows)
-    out.write(f"\npromo messages waiting in {store.PROMO_REJECTED}: {len(messages)}\n")
+    out.write(f"\npromo messages waiting in {collections.PROMO_REJECTED}: {len(messages)}\n")
     if messages:
         rows = [[m["message_id"], m["last_replay_reason"] or m["reason"], (m["raw_text"] or "")[:60]] for m in messages]
         write_table(out, ["message_id", "reason", "data"], rows)

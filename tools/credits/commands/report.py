@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from shared import admin, errors
-from shared.operations import usage_totals
+from shared.common import errors
+from shared.operations import usage
+from shared.operations.usage_rules import usage_totals
 
 from .. import report_render as render
 from ..common import EXIT_OK, add_command, parse_date
@@ -41,7 +42,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
     if args.format == "png" and not args.output:
         raise errors.InvalidRequest("--format png needs --output FILE", fields=["output"])
 
-    days = admin.usage(start, end)
+    days = usage.usage(start, end)
     rows = [day.as_dict() for day in days]
     total = usage_totals(days, start).as_dict()
     total["date"] = "total"

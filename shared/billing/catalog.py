@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
-from .errors import CatalogError
+from ..common import settings
+from ..common.errors import CatalogError
 
 ENV = "CREDITS_CATALOG"
 MAX_CREDITS = 1_000_000_000
@@ -127,22 +127,7 @@ def load(path: Optional[str] = None) -> Catalog:
     return parse(data, source)
 
 
-_catalog: Optional[Catalog] = None
-_lock = threading.Lock()
-
-
+@settings.cached
 def get() -> Catalog:
     """The instance's catalog, loaded on first use and kept for the instance's life."""
-    global _catalog
-    if _catalog is None:
-        with _lock:
-            if _catalog is None:
-                _catalog = load()
-    return _catalog
-
-
-def reset() -> None:
-    """Forget the loaded catalog, so the next use reads the file `$CREDITS_CATALOG` names now."""
-    global _catalog
-    with _lock:
-        _catalog = None
+    return load()

@@ -8,20 +8,20 @@ Rules enforced here:
 - Checkout Session line items are read from the Stripe API with `STRIPE_API_KEY`, at
   `STRIPE_API_BASE` (default Stripe's), every page of them; a fault that may heal (network,
   rate limit, Stripe 5xx) is `StripeUnavailable`, a refusal (unknown session, bad key) is
-  `StripeRefused`;
+  `CannotApply` (the event is kept for replay);
 - settings are read and validated once per instance; the API client is built on first use.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import stripe
 
-from .errors import ConfigurationError, InvalidSignature, StripeRefused, StripeUnavailable
+from ..common import settings as common_settings
+from ..common.errors import CannotApply, ConfigurationError, InvalidSignature, StripeUnavailable
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 TOLERANCE_S = stripe.Webhook.DEFAULT_TOLERANCE
@@ -54,30 +54,14 @@ def _api_base(raw: str) -> str:
     return base
 
 
-_settings: Optional[Settings] = None
-_client: Optional[stripe.StripeClient] = None
-_lock = threading.Lock()
-
-
+@common_settings.cached
 def settings() -> Settings:
     """The Stripe settings of this instance, validated on first use."""
-    global _settings
-    if _settings is None:
-        with _lock:
-            if _settings is None:
-                _settings = Settings(
-                    secrets=_secrets(os.environ.get("STRIPE_WEBHOOK_SECRET", "")),
-                    api_key=os.environ.get("STRIPE_API_KEY", "").strip() or None,
-                    api_base=_api_base(os.environ.get("STRIPE_API_BASE", "")),
-                )
-    return _settings
-
-
-def reset() -> None:
-    """Forget settings and client, so the next use reads the environment again."""
-    global _settings, _client
-    with _lock:
-        _settings, _client = None, None
+    return Settings(
+        secrets=_secrets(os.environ.get("STRIPE_WEBHOOK_SECRET", "")),
+        api_key=os.environ.get("STRIPE_API_KEY", "").strip() or None,
+        api_base=_api_base(os.environ.get("STRIPE_API_BASE", "")),
+    )
 
 
 def verify_signature(payload: Union[bytes, str], header: Optional[str]) -> None:
@@ -94,21 +78,17 @@ def verify_signature(payload: Union[bytes, str], header: Optional[str]) -> None:
     raise InvalidSignature(f"the Stripe-Signature does not verify: {problem}")
 
 
+@common_settings.cached
 def _api() -> stripe.StripeClient:
-    global _client
     current = settings()
-    if _client is None:
-        with _lock:
-            if _client is None:
-                if current.api_key is None:
-                    raise StripeRefused("STRIPE_API_KEY is not set, so line items cannot be read")
-                _client = stripe.StripeClient(
-                    current.api_key,
-                    base_addresses={"api": current.api_base},
-                    max_network_retries=API_RETRIES,
-                    http_client=stripe.RequestsClient(timeout=API_TIMEOUT_S),
-                )
-    return _client
+    if current.api_key is None:
+        raise CannotApply("STRIPE_API_KEY is not set, so line items cannot be read")
+    return stripe.StripeClient(
+        current.api_key,
+        base_addresses={"api": current.api_base},
+        max_network_retries=API_RETRIES,
+        http_client=stripe.RequestsClient(timeout=API_TIMEOUT_S),
+    )
 
 
 def checkout_line_items(session_id: str) -> list[dict[str, Any]]:
@@ -122,4 +102,4 @@ def checkout_line_items(session_id: str) -> list[dict[str, Any]]:
         status = exc.http_status or 0
         if status >= 500 or status in (409, 429):
             raise StripeUnavailable(f"the Stripe API failed ({status})") from exc
-        raise StripeRefused(f"the Stripe API refused the line items of {session_id} ({status}: {exc.user_message or exc})") from exc
+        raise CannotApply(f"the Stripe API refused the line items of {session_id} ({status}: {exc.user_message or exc})") from exc

@@ -1,13 +1,12 @@
-"""The pure rules of two-pool credits: no I/O, no google, stripe or flask imports.
+"""Account arithmetic: the pure rules every change to a user's pools obeys (no I/O, no google,
+stripe or flask imports).
 
 Rules enforced here:
 - credits are `int`; a pool never goes below zero and no ledger entry has amount 0;
-- a spend draws the permanent pool first, then the monthly pool (`monthly_first` flips it),
-  and writes one entry per pool it touches; it is refused whole if the pools fall short;
 - a grant without an explicit pool goes where its transaction type belongs
   (subscription grants and expiries to monthly, everything else to permanent);
-- a legacy document (`balance` only) reads as that many permanent credits, and its first
-  change writes them as a `migration` entry, keeping `total_earned` and `total_spent`;
+- a legacy account (read from a `balance`-only document) holds that many permanent credits, and
+  its first change writes them as a `migration` entry, keeping `total_earned` and `total_spent`;
 - `total_earned` counts every credit granted, `total_spent` every credit spent less refunds;
   migrations and expiries move neither.
 """
@@ -15,10 +14,9 @@ Rules enforced here:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
-from typing import Any, Mapping, Optional
+from typing import Optional
 
-from .errors import InsufficientCredits, InvalidRequest, PoolUnderflow
+from ..common.errors import InvalidRequest, PoolUnderflow
 from .models import CreditPool, TransactionType
 
 MONTHLY = CreditPool.MONTHLY
@@ -38,19 +36,6 @@ _DEFAULT_POOL = {
     TransactionType.SUBSCRIPTION_GRANT: MONTHLY,
     TransactionType.MONTHLY_EXPIRED: MONTHLY,
 }
-
-
-class SpendOrder(str, Enum):
-    """Which pool a spend draws from first."""
-
-    PERMANENT_FIRST = "permanent_first"
-    MONTHLY_FIRST = "monthly_first"
-
-    @property
-    def pools(self) -> tuple[CreditPool, CreditPool]:
-        if self is SpendOrder.MONTHLY_FIRST:
-            return (MONTHLY, PERMANENT)
-        return (PERMANENT, MONTHLY)
 
 
 @dataclass(frozen=True)
@@ -88,31 +73,6 @@ class Account:
     @property
     def is_legacy(self) -> bool:
         return self.legacy_balance is not None
-
-
-def _int_field(data: Mapping[str, Any], name: str) -> int:
-    value = data.get(name, 0)
-    # Firestore may hand back floats for documents written by other tools; credits are ints.
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def is_legacy_document(data: Optional[Mapping[str, Any]]) -> bool:
-    """A legacy document has a `balance` and neither pool field."""
-    return bool(data) and "balance" in data and "credits_monthly" not in data and "credits_permanent" not in data
-
-
-def read_account(user_id: str, data: Optional[Mapping[str, Any]]) -> Account:
-    """The account a stored document describes; a legacy one reads as permanent credits."""
-    if not data:
-        return Account(user_id=user_id)
-    earned, spent = _int_field(data, "total_earned"), _int_field(data, "total_spent")
-    if is_legacy_document(data):
-        # A negative legacy balance cannot become a pool; it migrates as zero.
-        legacy = max(_int_field(data, "balance"), 0)
-        return Account(user_id, 0, legacy, earned, spent, legacy_balance=legacy)
-    return Account(
-        user_id, _int_field(data, "credits_monthly"), _int_field(data, "credits_permanent"), earned, spent
-    )
 
 
 def migrate(account: Account) -> tuple[Account, list[Entry]]:
@@ -175,29 +135,3 @@ def grant(
     if type(amount) is not int or amount < 1:
         raise InvalidRequest(f"a grant needs a positive integer amount, got {amount!r}")
     return Entry(kind, pool or default_pool(kind), amount, description)
-
-
-def spend_description(description: str, pool: CreditPool) -> str:
-    return f"{description} (from {pool.value} pool)"
-
-
-def plan_spend(account: Account, amount: int, description: str, order: SpendOrder) -> list[Entry]:
-    """The entries that take `amount` from the pools in `order`, one per pool touched.
-
-    Raises InsufficientCredits, with the total and the amount asked, if the pools fall short.
-    """
-    if type(amount) is not int or amount < 1:
-        raise InvalidRequest(f"a spend needs a positive integer amount, got {amount!r}")
-    if account.balance < amount:
-        raise InsufficientCredits(
-            f"balance {account.balance} is less than the {amount} requested",
-            balance=account.balance,
-            requested=amount,
-        )
-    entries, left = [], amount
-    for pool in order.pools:
-        take = min(left, account.pool(pool))
-        if take:
-            entries.append(Entry(TransactionType.SPENT, pool, -take, spend_description(description, pool)))
-            left -= take
-    return entries

@@ -1,4 +1,4 @@
-"""The pure rules of subscription credits: renewals, upgrades, cancellations, add-on packs.
+"""The pure rules of subscription credits: renewals, upgrades, cancellations.
 
 Rules enforced here:
 - a renewal makes the monthly pool the plan's allowance plus what is left of the old pool up
@@ -9,8 +9,7 @@ Rules enforced here:
 - an upgrade adds the new allowance less what was granted for the period last renewed, if that
   is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
 - a cancellation empties the monthly pool as one `monthly_expired` entry;
-- an allowance is the plan's `monthly_credits` times the line's quantity (seats); an add-on
-  pack gives `permanent_credits` times the quantity bought.
+- an allowance is the plan's `monthly_credits` times the line's quantity (seats).
 No I/O: these functions see numbers and return entries and the subscription's next state.
 """
 
@@ -20,10 +19,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Sequence
 
-from .catalog import Addon, Catalog, Plan
-from .core import Entry
-from .models import CreditPool, TransactionType
-from .stripe_events import InvoiceLine, LineItem, Period
+from ..ledger.accounts import Entry
+from ..ledger.models import CreditPool, TransactionType
+from .catalog import Catalog, Plan
+from .events import InvoiceLine, Period
 
 APPLIED, DUPLICATE, STALE, IGNORED, UNAPPLIED = "applied", "duplicate", "stale", "ignored", "unapplied"
 
@@ -160,25 +159,6 @@ def upgrade_line(lines: Sequence[InvoiceLine], catalog: Catalog) -> Optional[tup
 
 def unknown_prices(lines: Sequence[InvoiceLine]) -> list[str]:
     return sorted({line.price_id or "(no price)" for line in lines})
-
-
-def addon_entries(items: Sequence[LineItem], catalog: Catalog) -> tuple[tuple[Entry, ...], list[str]]:
-    """One `addon_purchase` entry per catalog add-on line, and the prices that are not add-ons."""
-    entries, others = [], []
-    for item in items:
-        addon: Optional[Addon] = catalog.addon(item.price_id)
-        if addon is None:
-            others.append(item.price_id or "(no price)")
-            continue
-        entries.append(
-            Entry(
-                TransactionType.ADDON_PURCHASE,
-                CreditPool.PERMANENT,
-                addon.permanent_credits * item.quantity,
-                f"Add-on pack {addon.price_id} x {item.quantity}",
-            )
-        )
-    return tuple(entries), others
 
 
 def state_of(subscriptions: Any, subscription_id: str) -> Optional[SubscriptionState]:

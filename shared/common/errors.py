@@ -7,7 +7,7 @@ caller should retry (5xx for HTTP, a raise for Pub/Sub); everything else is perm
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 
 class CreditsError(Exception):
@@ -113,8 +113,13 @@ class StripeUnavailable(Unavailable):
     """The Stripe API could not be reached or failed on its side; retry later."""
 
 
-class StripeRefused(CreditsError):
-    """The Stripe API refused a request (unknown object, bad key): retrying will not help."""
+class CannotApply(CreditsError):
+    """A genuine event or message that cannot be applied as it stands; it is kept for review and replay."""
 
-    status = 502
-    code = "stripe_refused"
+    status = 422
+    code = "cannot_apply"
+
+    def __init__(self, reason: str, user_id: Optional[str] = None, **details: Any) -> None:
+        super().__init__(reason, **details)
+        self.reason = reason
+        self.user_id = user_id

@@ -7,7 +7,7 @@ Rules enforced here:
   before 2025-03-31 (`subscription`, `subscription_details`, line `price`/`plan`, `proration`);
 - a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
 - an envelope that is not a Stripe event is `InvalidPayload`; an event of a handled type whose
-  object cannot be read is `UnreadableEvent`, kept for review instead of being refused;
+  object cannot be read is `CannotApply`, kept for review instead of being refused;
 - values come out as small frozen dataclasses; credits and times are `int`.
 """
 
@@ -16,11 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .errors import InvalidPayload
-
-
-class UnreadableEvent(Exception):
-    """A genuine event of a handled type whose object lacks what the rules need."""
+from ..common.errors import CannotApply, InvalidPayload
 
 
 @dataclass(frozen=True)
@@ -158,7 +154,7 @@ def invoice_line(line: Any) -> InvoiceLine:
 def invoice(obj: Mapping[str, Any]) -> Invoice:
     invoice_id = _str(obj.get("id"))
     if invoice_id is None or obj.get("object") not in (None, "invoice"):
-        raise UnreadableEvent("the event's object is not an invoice with an id")
+        raise CannotApply("the event's object is not an invoice with an id")
     details = _dict(_dict(obj.get("parent")).get("subscription_details"))
     if details:
         subscription_id, metadata = _ref(details.get("subscription")), details.get("metadata")
@@ -180,7 +176,7 @@ def invoice(obj: Mapping[str, Any]) -> Invoice:
 def checkout_session(obj: Mapping[str, Any]) -> CheckoutSession:
     session_id = _str(obj.get("id"))
     if session_id is None or obj.get("object") not in (None, "checkout.session"):
-        raise UnreadableEvent("the event's object is not a Checkout Session with an id")
+        raise CannotApply("the event's object is not a Checkout Session with an id")
     return CheckoutSession(
         session_id=session_id,
         mode=_str(obj.get("mode")),
@@ -194,7 +190,7 @@ def checkout_session(obj: Mapping[str, Any]) -> CheckoutSession:
 def subscription(obj: Mapping[str, Any]) -> Subscription:
     subscription_id = _str(obj.get("id"))
     if subscription_id is None or obj.get("object") not in (None, "subscription"):
-        raise UnreadableEvent("the event's object is not a subscription with an id")
+        raise CannotApply("the event's object is not a subscription with an id")
     return Subscription(
         subscription_id=subscription_id,
         customer_id=_ref(obj.get("customer")),

@@ -1,0 +1,65 @@
+"""Every derived id and digest, in one place.
+
+Rules enforced here:
+- an id derived from a caller's key, a grant or a user is the same for every delivery and
+  every retry of the same thing, so a create-only write of it is the idempotency;
+- callers' keys and ids may hold any character (`/` included), so a derived document id is a
+  SHA-256 digest, never the raw text;
+- a fresh record id is random (`txn_` and 32 hex digits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from typing import Any
+
+
+def digest(*parts: Any) -> str:
+    """The SHA-256 hex digest of `parts` as compact JSON (a string alone is digested as is)."""
+    text = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else json.dumps(list(parts), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """What identifies a keyed request's input: the same request always gives the same value."""
+    # Default JSON separators: stored markers hold fingerprints made this way.
+    return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()
+
+
+def new_transaction_id() -> str:
+    return f"txn_{uuid.uuid4().hex}"
+
+
+def spend_key_id(idempotency_key: str) -> str:
+    """The marker id of a spend's idempotency key (keys are global, so no user in it)."""
+    return digest(idempotency_key)
+
+
+def adjustment_id(idempotency_key: str | None = None) -> str:
+    """An adjustment's audit id: derived from its key when it has one, random otherwise."""
+    if idempotency_key is None:
+        return f"adj_{uuid.uuid4().hex}"
+    return f"adj_{digest('adjustment:' + idempotency_key)[:40]}"
+
+
+def grant_record_id(grant_id: str, user_id: str) -> str:
+    """The id of a user's record of a promotion: the same for every delivery of that grant."""
+    return f"promo_{digest(grant_id, user_id)}"
+
+
+def migration_record_id(user_id: str) -> str:
+    """The id of the `migration` record an operator's migration writes for a user."""
+    return f"txn_migration_{digest('migration:' + user_id)[:32]}"
+
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+def rejected_message_id(message_id: str) -> str:
+    """The `promo_rejected` document id of a message: its Pub/Sub id when that is a safe id."""
+    if _PLAIN_ID.match(message_id) and message_id not in (".", "..") and not message_id.startswith("__"):
+        return message_id
+    return "msg_" + digest(message_id)

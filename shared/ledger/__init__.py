@@ -1,0 +1,1 @@
+"""The ledger: accounts and their entries, transaction records, the document codec, idempotency."""

@@ -1,0 +1,100 @@
+"""Both directions of both stored documents: `users_credits/{user_id}` and
+`credits_transactions/{transaction_id}`, and the API shapes they are shown in.
+
+Rules enforced here:
+- a user document holds the pools, the totals, `last_updated` and any extra fields a feature
+  keeps beside them; reading one never fails: a missing or non-numeric figure reads as 0, and a
+  float written by another tool reads as the int it holds;
+- a legacy document (`balance`, no pool field) reads as that many permanent credits (a negative
+  balance as 0); writing its account drops the legacy field, which would contradict the pools;
+- a transaction document holds exactly the record's fields, enums as their values;
+- a balance is shown in the spec's field order, timestamps as ISO 8601 with `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping, Optional
+
+from .accounts import Account
+from .models import BaseCreditTransaction, CreditBalanceResponse
+
+LEGACY_BALANCE = "balance"
+
+
+def _int_field(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name, 0)
+    # Firestore may hand back floats for documents written by other tools; credits are ints.
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def is_legacy_document(data: Optional[Mapping[str, Any]]) -> bool:
+    """A legacy document has a `balance` and neither pool field."""
+    return bool(data) and LEGACY_BALANCE in data and "credits_monthly" not in data and "credits_permanent" not in data
+
+
+def read_account(user_id: str, data: Optional[Mapping[str, Any]]) -> Account:
+    """The account a stored user document describes; a legacy one reads as permanent credits."""
+    if not data:
+        return Account(user_id=user_id)
+    earned, spent = _int_field(data, "total_earned"), _int_field(data, "total_spent")
+    if is_legacy_document(data):
+        # A negative legacy balance cannot become a pool; it migrates as zero.
+        legacy = max(_int_field(data, LEGACY_BALANCE), 0)
+        return Account(user_id, 0, legacy, earned, spent, legacy_balance=legacy)
+    return Account(
+        user_id, _int_field(data, "credits_monthly"), _int_field(data, "credits_permanent"), earned, spent
+    )
+
+
+def user_document(account: Account, now: datetime, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The fields a write of `account` stores (the store drops a legacy `balance` beside them)."""
+    return {
+        "user_id": account.user_id,
+        "credits_monthly": account.monthly,
+        "credits_permanent": account.permanent,
+        "total_earned": account.total_earned,
+        "total_spent": account.total_spent,
+        "last_updated": now,
+        **(extra or {}),
+    }
+
+
+def transaction_document(record: BaseCreditTransaction) -> dict[str, Any]:
+    """The stored form of a transaction record."""
+    return {
+        "transaction_id": record.transaction_id,
+        "user_id": record.user_id,
+        "type": record.type.value,
+        "pool": record.pool.value if record.pool else None,
+        "amount": record.amount,
+        "description": record.description,
+        "source": record.source,
+        "created_at": record.created_at,
+    }
+
+
+def transaction_view(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored transaction record as the API shows it."""
+    return BaseCreditTransaction.model_validate(dict(data)).model_dump(mode="json")
+
+
+def balance_response(account: Account, last_updated: Optional[datetime]) -> CreditBalanceResponse:
+    return CreditBalanceResponse(
+        user_id=account.user_id,
+        credits_monthly=account.monthly,
+        credits_permanent=account.permanent,
+        total_earned=account.total_earned,
+        total_spent=account.total_spent,
+        last_updated=last_updated,
+    )
+
+
+def balance_view(account: Account, last_updated: Optional[datetime]) -> dict[str, Any]:
+    """The balance of `account` as `GET /balance` shows it."""
+    return balance_response(account, last_updated).model_dump(mode="json")
+
+
+def stored_balance_view(user_id: str, data: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """The balance a stored document shows, legacy documents in their migrated view."""
+    return balance_view(read_account(user_id, data), (data or {}).get("last_updated"))

@@ -1,0 +1,1 @@
+"""Operator work: adjustments, legacy migration, reconciliation and usage reports."""

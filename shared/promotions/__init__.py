@@ -1,0 +1,1 @@
+"""Promotional grants from Pub/Sub: the message schema, the grant service, rejected messages."""

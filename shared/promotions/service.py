@@ -1,0 +1,100 @@
+"""The service behind `promo_grant`: permanent credits for whole campaigns, once per grant and user.
+
+Rules enforced here:
+- each user receives `amount` permanent credits (`promo_grant`) at most once per `grant_id`:
+  the grant's record id is derived from `grant_id` and user, and created (never overwritten)
+  in the same commit as the user's pools, so any repeat fails instead of granting twice;
+- a user with no document gets one with both pools; a legacy document is migrated in the
+  same commit as its grant;
+- a grant id seen again with a different amount keeps the first grant, and is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from ..common import ids, log
+from ..common.ids import new_transaction_id
+from ..ledger import accounts, records
+from ..ledger.models import CreditPool, TransactionType
+from ..store import collections
+from ..store.batch import UserChange, change_users
+from ..store.change import Change, Snapshot
+from .schemas import PromoMessage
+
+DEFAULT_DESCRIPTION = "Promotional credits"
+GRANTED, ALREADY_GRANTED, CONFLICTING = "granted", "already_granted", "conflicting"
+
+
+@dataclass(frozen=True)
+class GrantOutcome:
+    """What one message did: how many users it granted and how many had the grant already."""
+
+    grant_id: str
+    message_id: Optional[str]
+    users: int
+    granted: int
+    already_granted: int
+    conflicting: int
+
+    @property
+    def outcome(self) -> str:
+        return "applied" if self.granted else "duplicate"
+
+
+def decide_grant(snap: Snapshot, message: PromoMessage, user_id: str) -> Change[str]:
+    """One user's part of a grant: the record (created once), or what the earlier one says."""
+    record_path = collections.transaction(ids.grant_record_id(message.grant_id, user_id))
+    seen = snap.documents[record_path]
+    if seen is not None:
+        # The grant reached this user before; a different amount under the same grant id
+        # is reported, never added on top.
+        return Change(result=ALREADY_GRANTED if seen.get("amount") == message.amount else CONFLICTING)
+    account, migration = accounts.migrate(snap.account)
+    entry = accounts.grant(TransactionType.PROMO_GRANT, message.amount, message.description or DEFAULT_DESCRIPTION,
+                           CreditPool.PERMANENT)
+    after = accounts.apply(account, [entry])
+    record_ids = [new_transaction_id() for _ in migration] + [collections.document_id(record_path)]
+    written = records.records(user_id, migration + [entry], message.grant_id, snap.now, ids=record_ids)
+    return Change(result=GRANTED, account=after, records=written, create_records=True)
+
+
+def _user_change(message: PromoMessage, user_id: str) -> UserChange[str]:
+    record_path = collections.transaction(ids.grant_record_id(message.grant_id, user_id))
+    return UserChange(user_id, lambda snap: decide_grant(snap, message, user_id), (record_path,))
+
+
+def grant(message: PromoMessage, message_id: Optional[str] = None) -> GrantOutcome:
+    """Grant the message's amount to each of its users who does not have this grant yet.
+
+    Raises Unavailable on a fault that may heal; whatever committed before it stays, and a
+    redelivery completes the rest without granting anyone twice.
+    """
+    items = [_user_change(message, user_id) for user_id in message.user_ids]
+    results = change_users(items, operation="promo_grant")
+    outcome = GrantOutcome(
+        grant_id=message.grant_id,
+        message_id=message_id,
+        users=len(results),
+        granted=results.count(GRANTED),
+        already_granted=results.count(ALREADY_GRANTED),
+        conflicting=results.count(CONFLICTING),
+    )
+    if outcome.conflicting:
+        conflicting = [user for user, result in zip(message.user_ids, results) if result == CONFLICTING]
+        log.warning(
+            "grant id reused with a different amount; those users keep their first grant",
+            source=message.grant_id,
+            message_id=message_id,
+            outcome="conflicting",
+            amount=message.amount,
+            user_ids=conflicting[:20],
+            conflicting=outcome.conflicting,
+        )
+    log.info("promo grant " + outcome.outcome, source=message.grant_id, **_fields(outcome))
+    return outcome
+
+
+def _fields(outcome: GrantOutcome) -> dict[str, Any]:
+    return {k: v for k, v in asdict(outcome).items() if k != "grant_id"} | {"outcome": outcome.outcome}

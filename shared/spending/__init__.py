@@ -1,0 +1,1 @@
+"""Spending credits and reading balances and history: the `spend` function's feature."""

@@ -1,0 +1,69 @@
+"""The service behind the `spend` function: spend credits, read balances and history.
+
+Rules enforced here:
+- a spend is decided by `rules.decide_spend` and committed by `store.commit.change_user` with
+  its key's marker, so it is applied at most once per key;
+- a balance read writes nothing; a user with no document reads as zeros;
+- history pages are newest first, and a page token only continues the listing that issued it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from ..common import log, settings
+from ..common.errors import ConfigurationError
+from ..ledger import codec
+from ..store import collections, documents, scans
+from ..store.commit import change_user
+from . import page_tokens
+from .rules import DEFAULT_DESCRIPTION, SpendOrder, SpendRequest, SpendResult, decide_spend
+
+
+@settings.cached
+def spend_order() -> SpendOrder:
+    """`CREDITS_SPEND_ORDER`, validated once per instance."""
+    raw = os.environ.get("CREDITS_SPEND_ORDER", "").strip() or SpendOrder.PERMANENT_FIRST.value
+    try:
+        return SpendOrder(raw)
+    except ValueError:
+        allowed = ", ".join(order.value for order in SpendOrder)
+        raise ConfigurationError(f"CREDITS_SPEND_ORDER={raw!r} is not one of {allowed}") from None
+
+
+def spend(user_id: str, amount: int, description: str = "", idempotency_key: Optional[str] = None) -> SpendResult:
+    """Take `amount` credits from the user's pools in the configured order, once per key."""
+    order = spend_order()
+    request = SpendRequest(user_id, amount, description or DEFAULT_DESCRIPTION, idempotency_key)
+    command = request.command
+    result = change_user(
+        user_id,
+        lambda snap: decide_spend(snap, request, order),
+        reads=[command.marker_path] if command else [],
+        operation="spend",
+    )
+    log.info(
+        "spend replayed" if result.replayed else "spend applied",
+        user_id=user_id,
+        source=idempotency_key,
+        outcome="replayed" if result.replayed else "applied",
+        amount=amount,
+    )
+    return result
+
+
+def balance(user_id: str) -> dict[str, Any]:
+    """The user's balance; a user with no document reads as zeros, and nothing is written."""
+    return codec.stored_balance_view(user_id, documents.read(collections.user(user_id)))
+
+
+def history(user_id: str, limit: int = 20, page_token: Optional[str] = None) -> dict[str, Any]:
+    """One page of the user's records, newest first, and the token of the next page or None."""
+    after = page_tokens.decode(user_id, page_token) if page_token else None
+    # One extra record tells whether another page exists without a second query.
+    rows = scans.list_transactions(user_id, limit + 1, after)
+    page, more = rows[:limit], len(rows) > limit
+    transactions = [codec.transaction_view(row) for row in page]
+    next_token = page_tokens.encode(user_id, page[-1]["created_at"], page[-1]["transaction_id"]) if more else None
+    return {"transactions": transactions, "next_page_token": next_token}

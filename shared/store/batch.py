@@ -1,0 +1,149 @@
+"""Many users' changes in few commits, each user with every guarantee of `change_user`.
+
+Rules enforced here:
+- each user gets one pure decision, the user document conditioned on its update time or
+  created if absent, markers and derived records create-only, and all of one user's writes in
+  one commit, while many users share each commit (at most 500 writes);
+- only the user documents are read in bulk: every other document a decision names is assumed
+  absent and must be created by its change, so one that exists after all (a repeat, a partial
+  earlier run, a concurrent writer) fails the whole batch atomically; that batch is then redone
+  user by user through `change_user`, which reads the documents and decides again;
+- a fault that may heal raises `Unavailable`; batches committed before it stay committed, which
+  is safe because every repeat of a committed user fails on its create-only marker.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+from ..common import log
+from . import collections
+from .change import Change, Snapshot
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
+from .commit import change_user, snapshot_of, stage
+
+R = TypeVar("R")
+
+MAX_BATCH_WRITES = 500
+FALLBACK_THREADS = 8
+PIPELINE_THREADS = 3
+# One batch's worth of users when each takes two writes: measured faster than smaller reads.
+READ_SLICE_USERS = 250
+
+
+@dataclass(frozen=True)
+class UserChange(Generic[R]):
+    """One user's part in a batched change: its decision and the documents that decision reads."""
+
+    user_id: str
+    decide: Callable[[Snapshot], Change[R]]
+    reads: tuple[str, ...] = ()
+
+
+@dataclass
+class _Staged(Generic[R]):
+    index: int
+    change: Change[R]
+
+
+def _creates_what_it_reads(item: UserChange, change: Change) -> bool:
+    """Whether the change creates every document it was told is absent, so the commit checks it."""
+    created = set(change.create)
+    if change.create_records:
+        created.update(collections.transaction(record.transaction_id) for record in change.records)
+    return set(item.reads) <= created
+
+
+def change_users(
+    items: list[UserChange[R]], operation: str = "change_users", max_writes: int = MAX_BATCH_WRITES
+) -> list[R]:
+    """Apply each item's decision like `change_user` does, packing users into batched commits.
+
+    Returns the results in the order of `items`. Users are read (batched reads of
+    `READ_SLICE_USERS`) and decided slice by slice, and committed in batches of at most
+    `max_writes` writes, each holding whole users.
+    """
+    user_ids = [item.user_id for item in items]
+    if len(set(user_ids)) != len(user_ids):
+        # Two writes to one user in a commit would both pass the same precondition.
+        raise ValueError("change_users needs distinct user ids")
+    db = client()
+    results: dict[int, R] = {}
+    one_by_one: list[int] = []
+    commits: list[tuple[list[_Staged[R]], Any]] = []
+    indexed = list(enumerate(items))
+    slices = [indexed[k : k + READ_SLICE_USERS] for k in range(0, len(indexed), READ_SLICE_USERS)]
+    # Reading the next slice and committing a full batch wait on Firestore; they run beside the
+    # CPU-bound deciding and staging of the current slice. Batches hold different users, so
+    # their commits are independent.
+    with ThreadPoolExecutor(max_workers=PIPELINE_THREADS) as pool:
+        batch, group, size = db.batch(), [], 0
+        reading = pool.submit(_read_users, db, slices[0], operation) if slices else None
+        for number, part in enumerate(slices):
+            snaps = reading.result()
+            if number + 1 < len(slices):
+                reading = pool.submit(_read_users, db, slices[number + 1], operation)
+            now = utcnow()
+            for index, item in part:
+                user_snap = snaps[index]
+                snapshot = snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
+                change = item.decide(snapshot)
+                writes = change.writes
+                if not change.writes_anything:
+                    results[index] = change.result
+                    continue
+                if not _creates_what_it_reads(item, change) or writes > max_writes:
+                    # An absent document it would not create cannot be checked by the commit.
+                    one_by_one.append(index)
+                    continue
+                if group and size + writes > max_writes:
+                    commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+                    batch, group, size = db.batch(), [], 0
+                stage(batch, user_snap, snapshot.user_data, change, now)
+                group.append(_Staged(index, change))
+                size += writes
+        if group:
+            commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+
+    transient: Optional[Exception] = None
+    for group, commit in commits:
+        try:
+            commit.result()
+        except RACE_LOST as exc:
+            log.info("batch fell back to per-user commits", operation=operation, users=len(group),
+                     reason=type(exc).__name__)
+            one_by_one.extend(entry.index for entry in group)
+            continue
+        except TRANSIENT as exc:
+            transient = exc
+            continue
+        for entry in group:
+            results[entry.index] = entry.change.result
+    if transient is not None:
+        raise unavailable(transient, operation) from transient
+    if one_by_one:
+        results.update(_one_by_one(items, sorted(one_by_one), operation))
+    return [results[index] for index in range(len(items))]
+
+
+def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[int, Any]:
+    """One batched read of a slice's user documents, by item index."""
+    refs = {index: db.document(collections.user(item.user_id)) for index, item in part}
+    with faults(operation):
+        snaps = {snap.reference.path: snap for snap in db.get_all(list(refs.values()), retry=None,
+                                                                  timeout=RPC_TIMEOUT_S)}
+    return {index: snaps[ref.path] for index, ref in refs.items()}
+
+
+def _one_by_one(items: list[UserChange[R]], indexes: list[int], operation: str) -> dict[int, R]:
+    # Users are independent, so their single commits may run side by side; the first fault
+    # that may heal is raised once the others have finished.
+    def run(index: int) -> R:
+        item = items[index]
+        return change_user(item.user_id, item.decide, reads=item.reads, operation=operation)
+
+    with ThreadPoolExecutor(max_workers=min(FALLBACK_THREADS, len(indexes))) as pool:
+        futures = {index: pool.submit(run, index) for index in indexes}
+    return {index: future.result() for index, future in futures.items()}

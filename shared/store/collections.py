@@ -1,0 +1,48 @@
+"""Every Firestore collection the credit system uses, and the paths of its documents.
+
+Rules enforced here:
+- a path is built only here, so no raw path string crosses a layer;
+- an id taken from a caller or from Stripe goes into a path only when it is a valid document id
+  (user ids are validated at the edge; keys and message ids are digested by `common.ids`).
+"""
+
+from __future__ import annotations
+
+from ..common import ids
+
+USERS = "users_credits"
+TRANSACTIONS = "credits_transactions"
+SPEND_KEYS = "spend_idempotency"
+ADJUSTMENTS = "credit_adjustments"
+PROMO_REJECTED = "promo_rejected"
+WEBHOOK_APPLIED = "webhook_applied"
+STRIPE_CUSTOMERS = "stripe_customers"
+UNAPPLIED_EVENTS = "webhook_unapplied"
+
+
+def path(collection: str, doc_id: str) -> str:
+    """The path of a document whose id is already a valid document id."""
+    return f"{collection}/{doc_id}"
+
+
+def user(user_id: str) -> str:
+    return path(USERS, user_id)
+
+
+def transaction(transaction_id: str) -> str:
+    return path(TRANSACTIONS, transaction_id)
+
+
+def spend_key(idempotency_key: str) -> str:
+    """A spend key's marker: keys may hold any character, so the id is their digest."""
+    return path(SPEND_KEYS, ids.spend_key_id(idempotency_key))
+
+
+def applied_marker(kind: str, key: str) -> str:
+    """The marker of a Stripe change applied once per `kind` and key (invoice, period, session...)."""
+    return path(WEBHOOK_APPLIED, f"{kind}:{key}")
+
+
+def document_id(doc_path: str) -> str:
+    """The last segment of a document path."""
+    return doc_path.rsplit("/", 1)[1]

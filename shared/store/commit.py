@@ -1,0 +1,127 @@
+"""One user's change: read, decide, commit, atomically and at most once.
+
+Rules enforced here:
+- every change to a user is one atomic commit holding the user document, its ledger records
+  and the idempotency marker of its source, so a change is either whole or absent;
+- all reads happen before any write: one batched read (user document plus the other documents
+  the decision asks for), a pure decision, then one commit;
+- the commit is conditioned on the user document's update time (or on its absence), and
+  markers are create-only, so a concurrent change makes the commit fail instead of
+  overwriting; the change is then re-read and re-decided, with a short bounded backoff;
+- within one process, changes to the same user take turns (a striped lock), so threads of
+  one instance do not burn round trips racing each other; across instances the precondition
+  alone keeps changes serial;
+- a Firestore fault that may heal is raised as `Unavailable`, never half-applied.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import datetime
+from typing import Any, Callable, Iterable, TypeVar
+
+from google.cloud import firestore
+
+from ..common import log
+from ..common.errors import Unavailable
+from ..ledger import codec
+from . import collections
+from .change import Change, Snapshot
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
+
+R = TypeVar("R")
+
+MAX_ATTEMPTS = 20
+BACKOFF_BASE_S = 0.004
+BACKOFF_CAP_S = 0.064
+
+# Striped rather than one lock per user: bounded memory, and two users rarely share a stripe.
+_USER_STRIPES = [threading.Lock() for _ in range(256)]
+
+
+def _stripe(user_id: str) -> threading.Lock:
+    return _USER_STRIPES[hash(user_id) % len(_USER_STRIPES)]
+
+
+def _backoff(attempt: int) -> None:
+    # Full jitter keeps concurrent losers from colliding again on the next attempt.
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))))
+
+
+def snapshot_of(user_id: str, user_snap: Any, documents: dict[str, Any], now: datetime) -> Snapshot:
+    """The decision's view of a user document snapshot and the other documents read with it."""
+    user_data = user_snap.to_dict() if user_snap.exists else None
+    return Snapshot(account=codec.read_account(user_id, user_data), user_data=user_data, documents=documents, now=now)
+
+
+def change_user(
+    user_id: str,
+    decide: Callable[[Snapshot], Change[R]],
+    reads: Iterable[str] = (),
+    operation: str = "change",
+) -> R:
+    """Read the user and the documents at `reads`, let `decide` choose, and commit its change atomically.
+
+    `decide` is pure and may run several times: a lost race re-reads and re-decides.
+    """
+    with _stripe(user_id):
+        return _change_user(user_id, decide, list(reads), operation)
+
+
+def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str], operation: str) -> R:
+    db = client()
+    uref = db.document(collections.user(user_id))
+    refs = [uref] + [db.document(path) for path in paths]
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
+        except TRANSIENT as exc:
+            raise unavailable(exc, operation) from exc
+        user_snap = snaps[uref.path]
+        documents = {p: (snaps[p].to_dict() if snaps[p].exists else None) for p in paths}
+        snapshot = snapshot_of(user_id, user_snap, documents, utcnow())
+        change = decide(snapshot)
+        if not change.writes_anything:
+            return change.result
+        batch = db.batch()
+        stage(batch, user_snap, snapshot.user_data, change, snapshot.now)
+        try:
+            batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+            return change.result
+        except RACE_LOST:
+            _backoff(attempt)
+        except TRANSIENT as exc:
+            raise unavailable(exc, operation) from exc
+    log.warning("change lost every race", operation=operation, user_id=user_id, attempts=MAX_ATTEMPTS)
+    raise Unavailable("too many concurrent changes to this user; retry later")
+
+
+def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
+    """Put every write of one user's change into `batch`, so it commits whole or not at all."""
+    db = client()
+    _stage_user(batch, user_snap, user_data, change, now)
+    for record in change.records:
+        ref = db.document(collections.transaction(record.transaction_id))
+        data = codec.transaction_document(record)
+        batch.create(ref, data) if change.create_records else batch.set(ref, data)
+    for path, data in change.create.items():
+        batch.create(db.document(path), data)
+    for path, data in change.overwrite.items():
+        batch.set(db.document(path), data)
+    for path in change.delete:
+        batch.delete(db.document(path))
+
+
+def _stage_user(batch, user_snap, user_data, change: Change, now: datetime) -> None:
+    if change.account is None:
+        return
+    data = codec.user_document(change.account, now, change.user_fields)
+    if not user_snap.exists:
+        batch.create(user_snap.reference, data)
+        return
+    if user_data and codec.LEGACY_BALANCE in user_data:
+        # The legacy field would contradict the pools once they move; it is migrated away.
+        data[codec.LEGACY_BALANCE] = firestore.DELETE_FIELD
+    batch.update(user_snap.reference, data, option=client().write_option(last_update_time=user_snap.update_time))

@@ -1,0 +1,71 @@
+"""Single-document bookkeeping outside any user's commit: read, create once, conditional update.
+
+Rules enforced here:
+- each call is one write or one read, with the client's deadline and fault mapping;
+- `create` never overwrites (False if the document exists), and `update_if_unchanged` writes
+  only over the version the caller read (False if it changed or vanished), so two operators or
+  two deliveries never overwrite each other's bookkeeping;
+- no feature sees a Firestore type: counters are `increment(n)`, versions are opaque values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from .client import RPC_TIMEOUT_S, client, faults
+
+
+def increment(amount: int) -> Any:
+    """A field value that adds `amount` to the stored one when written."""
+    return firestore.Increment(amount)
+
+
+def read(path: str) -> Optional[dict[str, Any]]:
+    """One document by path, or None."""
+    with faults("read_document"):
+        snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
+    return snap.to_dict() if snap.exists else None
+
+
+def read_versioned(path: str) -> Optional[tuple[dict[str, Any], datetime]]:
+    """One document and its update time (its version), or None."""
+    with faults("read_document"):
+        snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
+    return (snap.to_dict(), snap.update_time) if snap.exists else None
+
+
+def create(path: str, data: dict[str, Any]) -> bool:
+    """Create the document; False (and nothing written) if it exists already."""
+    try:
+        with faults("create_document"):
+            client().document(path).create(data, retry=None, timeout=RPC_TIMEOUT_S)
+        return True
+    except gexc.AlreadyExists:
+        return False
+
+
+def put(path: str, data: dict[str, Any], merge: bool = False) -> None:
+    """Write the document whole (or merge its fields); for bookkeeping that is idempotent."""
+    with faults("put_document"):
+        client().document(path).set(data, merge=merge, retry=None, timeout=RPC_TIMEOUT_S)
+
+
+def update_if_unchanged(path: str, fields: dict[str, Any], version: datetime) -> bool:
+    """Update fields of the document if it is still at `version`; False if it changed or vanished."""
+    try:
+        with faults("update_document"):
+            client().document(path).update(
+                fields, option=client().write_option(last_update_time=version), retry=None, timeout=RPC_TIMEOUT_S
+            )
+        return True
+    except (gexc.FailedPrecondition, gexc.NotFound):
+        return False
+
+
+def delete(path: str) -> None:
+    with faults("delete_document"):
+        client().document(path).delete(retry=None, timeout=RPC_TIMEOUT_S)

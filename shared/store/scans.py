@@ -1,0 +1,150 @@
+"""Reads that span documents: a user's history page, whole-collection scans, consistent per-user reads.
+
+Rules enforced here:
+- scans page through a collection with a cursor, so no stream stays open for long and no more
+  than one page is held at a time;
+- a page read that fails transiently is retried a few times, because a scan over a million
+  documents should not die on one dropped connection; after that it is `Unavailable`;
+- a drift seen by a scan is confirmed with a read of the one user at one instant.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Iterator, Optional
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from . import collections
+from .client import RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable
+
+SCAN_PAGE_SIZE = 500
+SCAN_ATTEMPTS = 4
+# Firestore's limit on the values of one `in` filter.
+IN_FILTER_MAX = 30
+
+
+def list_transactions(
+    user_id: str, limit: int, after: Optional[tuple[datetime, str]] = None
+) -> list[dict[str, Any]]:
+    """Up to `limit` of the user's records, newest first, strictly after the `after` cursor."""
+    query = (
+        client()
+        .collection(collections.TRANSACTIONS)
+        .where(filter=FieldFilter("user_id", "==", user_id))
+        .order_by("created_at", direction=firestore.Query.DESCENDING)
+        .order_by("transaction_id", direction=firestore.Query.DESCENDING)
+    )
+    if after is not None:
+        query = query.start_after({"created_at": after[0], "transaction_id": after[1]})
+    with faults("list_transactions"):
+        return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=RPC_TIMEOUT_S)]
+
+
+def _page(query, what: str) -> list[Any]:
+    for attempt in range(SCAN_ATTEMPTS):
+        try:
+            return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S * 3))
+        except TRANSIENT as exc:
+            if attempt == SCAN_ATTEMPTS - 1:
+                raise unavailable(exc, what) from exc
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _scan(query, page_size: int, what: str) -> Iterator[list[Any]]:
+    """Pages of snapshots of `query` (which must be ordered), each at most `page_size` long."""
+    last = None
+    while True:
+        page_query = query.limit(page_size) if last is None else query.start_after(last).limit(page_size)
+        page = _page(page_query, what)
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        last = page[-1]
+
+
+def user_pages(
+    page_size: int = SCAN_PAGE_SIZE, start_after: Optional[str] = None
+) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every `users_credits` document as (user id, data), in pages ordered by user id."""
+    query = client().collection(collections.USERS).order_by("__name__")
+    if start_after is not None:
+        query = query.where(filter=FieldFilter("__name__", ">", client().document(collections.user(start_after))))
+    for page in _scan(query, page_size, "user_pages"):
+        yield [(snap.id, snap.to_dict()) for snap in page]
+
+
+def count_users() -> int:
+    """How many `users_credits` documents exist (one aggregation read)."""
+    with faults("count_users"):
+        result = client().collection(collections.USERS).count().get(retry=None, timeout=RPC_TIMEOUT_S * 3)
+    return int(result[0][0].value)
+
+
+def record_amounts(kind: str, user_ids: list[str]) -> dict[str, list[int]]:
+    """The amounts of each user's records of type `kind` (one query per 30 users)."""
+    found: dict[str, list[int]] = {user_id: [] for user_id in user_ids}
+    for i in range(0, len(user_ids), IN_FILTER_MAX):
+        query = (
+            client()
+            .collection(collections.TRANSACTIONS)
+            .where(filter=FieldFilter("type", "==", kind))
+            .where(filter=FieldFilter("user_id", "in", user_ids[i : i + IN_FILTER_MAX]))
+        )
+        for snap in _page(query, "record_amounts"):
+            found[snap.get("user_id")].append(snap.get("amount"))
+    return found
+
+
+def transactions_by_user(page_size: int = SCAN_PAGE_SIZE * 2) -> Iterator[dict[str, Any]]:
+    """Every transaction record, ordered by `user_id` (then id), streamed page by page."""
+    query = client().collection(collections.TRANSACTIONS).order_by("user_id")
+    for page in _scan(query, page_size, "transactions_by_user"):
+        yield from (snap.to_dict() for snap in page)
+
+
+def transactions_between(
+    start: datetime, end: datetime, page_size: int = SCAN_PAGE_SIZE * 2
+) -> Iterator[dict[str, Any]]:
+    """Every transaction record created in [start, end), oldest first, streamed page by page."""
+    query = (
+        client()
+        .collection(collections.TRANSACTIONS)
+        .where(filter=FieldFilter("created_at", ">=", start))
+        .where(filter=FieldFilter("created_at", "<", end))
+        .order_by("created_at")
+    )
+    for page in _scan(query, page_size, "transactions_between"):
+        yield from (snap.to_dict() for snap in page)
+
+
+def user_ledger(user_id: str) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+    """The user document and all its records, read at one instant (a read-only transaction)."""
+    db = client()
+
+    @firestore.transactional
+    def read(transaction):
+        snap = db.document(collections.user(user_id)).get(transaction=transaction)
+        query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+        return (snap.to_dict() if snap.exists else None), [s.to_dict() for s in query.stream(transaction=transaction)]
+
+    with faults("user_ledger"):
+        return read(db.transaction(read_only=True))
+
+
+def documents(collection: str, field: Optional[str] = None, value: Any = None,
+              order_by: Optional[str] = None, limit: Optional[int] = None) -> list[Any]:
+    """The snapshots of a small bookkeeping collection, optionally filtered on one field."""
+    query = client().collection(collection)
+    if field is not None:
+        query = query.where(filter=FieldFilter(field, "==", value))
+    if order_by is not None:
+        query = query.order_by(order_by)
+    if limit is not None:
+        query = query.limit(limit)
+    with faults(f"documents:{collection}"):
+        return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S))
