@@ -1,36 +1,33 @@
-"""Shared fixtures: the real Firestore and Pub/Sub emulators, and each function's real app.
+"""Fixtures of every test that needs Firestore or Pub/Sub: the real emulators, and an empty database.
 
-The emulators are started once per test session on free ports, so the suite needs nothing
-running beforehand and never touches a developer's own emulators.
+The tests come in three kinds, each in its folder with a conftest of its own: `unit/` (pure rules,
+no emulator), `integration/` (services and rules on the emulators), `e2e/` (functions through
+functions-framework, bundles, the operator command). The emulators are started once per test
+session on free ports, so the suite needs nothing running beforehand and never touches a
+developer's own emulators.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.support.emulators import PROJECT, Emulator  # noqa: E402
+from tests.support.emulators import PROJECT, Emulator
 
 os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator():
-    from shared import store
+    from shared.common import settings
 
     emulator = Emulator.shared_or_started("firestore")
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-    store.reset_client()
+    settings.reset()
     yield emulator
     emulator.stop()
-    store.reset_client()
+    settings.reset()
 
 
 @pytest.fixture(scope="session")
@@ -44,24 +41,7 @@ def pubsub_emulator():
 @pytest.fixture
 def db(firestore_emulator):
     """An empty Firestore (the emulator, wiped before the test) and the store's client."""
-    from shared import store
+    from shared.store import client as store_client
 
     firestore_emulator.reset()
-    return store.client()
-
-
-def function_app(name: str):
-    """The real functions-framework app of `functions/<name>/main.py`, loaded by file path."""
-    from functions_framework import create_app
-
-    return create_app(name, source=str(ROOT / "functions" / name / "main.py"))
-
-
-@pytest.fixture(scope="session")
-def spend_app(firestore_emulator):
-    return function_app("spend")
-
-
-@pytest.fixture
-def spend_client(spend_app, db):
-    return spend_app.test_client()
+    return store_client.client()

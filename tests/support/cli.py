@@ -29,16 +29,16 @@ def credits(capsys, *argv: str) -> Run:
 
 
 def user_doc(db, user_id: str):
-    from shared import store
+    from shared.store import collections
 
-    snap = db.collection(store.USERS).document(user_id).get()
+    snap = db.collection(collections.USERS).document(user_id).get()
     return snap.to_dict() if snap.exists else None
 
 
 def records_of(db, user_id: str) -> list[dict]:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from shared import store
+    from shared.store import collections
 
-    query = db.collection(store.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+    query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
     return [snap.to_dict() for snap in query.stream()]

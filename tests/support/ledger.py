@@ -7,27 +7,31 @@ from typing import Any, Optional
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared import core, ledger, store
-from shared.models import CreditPool, TransactionType
+from shared.ledger import accounts
+from shared.ledger import records
+from shared.store import change
+from shared.store import collections
+from shared.store import commit
+from shared.ledger.models import CreditPool, TransactionType
 
 
 def seed(user_id: str, monthly: int = 0, permanent: int = 0) -> None:
     """Give a user credits through the store, each grant with its record, as a real grant would."""
     entries = []
     if monthly:
-        entries.append(core.grant(TransactionType.SUBSCRIPTION_GRANT, monthly, "seed", CreditPool.MONTHLY))
+        entries.append(accounts.grant(TransactionType.SUBSCRIPTION_GRANT, monthly, "seed", CreditPool.MONTHLY))
     if permanent:
-        entries.append(core.grant(TransactionType.PROMO_GRANT, permanent, "seed", CreditPool.PERMANENT))
+        entries.append(accounts.grant(TransactionType.PROMO_GRANT, permanent, "seed", CreditPool.PERMANENT))
 
-    def decide(snap: store.Snapshot) -> store.Change[None]:
-        account, migration = core.migrate(snap.account)
-        return store.Change(
+    def decide(snap: change.Snapshot) -> change.Change[None]:
+        account, migration = accounts.migrate(snap.account)
+        return change.Change(
             result=None,
-            account=core.apply(account, entries),
-            records=ledger.records(user_id, migration + entries, "seed", snap.now),
+            account=accounts.apply(account, entries),
+            records=records.records(user_id, migration + entries, "seed", snap.now),
         )
 
-    store.change_user(user_id, decide, operation="seed")
+    commit.change_user(user_id, decide, operation="seed")
 
 
 def dump(db) -> dict[str, dict[str, Any]]:
@@ -42,12 +46,12 @@ def dump(db) -> dict[str, dict[str, Any]]:
 def records_of(db, user_id: str) -> list[dict[str, Any]]:
     return [
         snap.to_dict()
-        for snap in db.collection(store.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id)).stream()
+        for snap in db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id)).stream()
     ]
 
 
 def user_doc(db, user_id: str) -> Optional[dict[str, Any]]:
-    snap = db.collection(store.USERS).document(user_id).get()
+    snap = db.collection(collections.USERS).document(user_id).get()
     return snap.to_dict() if snap.exists else None
 
 

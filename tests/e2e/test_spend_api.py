@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared import store
+from shared.store import collections
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
 
 
@@ -161,7 +161,7 @@ def test_a_key_reused_with_another_amount_or_user_is_409_and_writes_nothing(spen
 
 
 def test_a_legacy_document_reads_as_permanent_credits_without_being_written(spend_client, db):
-    db.collection(store.USERS).document("ivy").set({"user_id": "ivy", "balance": 80, "total_earned": 120,
+    db.collection(collections.USERS).document("ivy").set({"user_id": "ivy", "balance": 80, "total_earned": 120,
                                                    "total_spent": 40})
     before = dump(db)
     body = spend_client.get("/balance/ivy").get_json()
@@ -171,7 +171,7 @@ def test_a_legacy_document_reads_as_permanent_credits_without_being_written(spen
 
 
 def test_a_legacy_users_first_spend_writes_the_migration_record_and_the_spend(spend_client, db):
-    db.collection(store.USERS).document("ivy").set({"user_id": "ivy", "balance": 80, "total_earned": 120,
+    db.collection(collections.USERS).document("ivy").set({"user_id": "ivy", "balance": 80, "total_earned": 120,
                                                    "total_spent": 40})
     body = spend(spend_client, user_id="ivy", amount=30, idempotency_key="ivy-1").get_json()
     assert [(t["type"], t["pool"], t["amount"]) for t in body["transactions"]] == [("spent", "permanent", -30)]

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import store
+from shared.common import settings
+from shared.store import client as store_client
 from tests.support.emulators import PROJECT, Emulator
 from tests.support.ledger import assert_ledger_invariant, dump, user_doc
 from tests.support.stripe_story import Customer
-from tests.support.stripe_webhook import (  # noqa: F401 - pytest fixtures
-    fake_stripe,
-    stripe_settings,
-    webhook,
-    webhook_app,
-)
 
 
 def export(emulator: Emulator, directory: Path) -> Path:
@@ -44,20 +39,20 @@ def outage_db(webhook, tmp_path, monkeypatch):
     """A Firestore emulator of this test's own, with the store pointed at it, restored after."""
     emulator = Emulator("firestore").start()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
-    store.reset_client()
+    settings.reset()
     try:
         yield emulator
     finally:
         emulator.stop()
         monkeypatch.undo()
-        store.reset_client()
+        settings.reset()
         assert os.environ["FIRESTORE_EMULATOR_HOST"] != emulator.host
 
 
 def test_a_firestore_outage_during_events_answers_5xx_leaves_nothing_and_the_retry_applies_once(
     webhook, outage_db, fake_stripe, tmp_path
 ):
-    db = store.client()
+    db = store_client.client()
     uma = Customer("uma")
     fake_stripe.add_session("cs_test_uma_pack", ("price_pack_500", 1))
     assert webhook.outcome(uma.renewal(1, "price_pro_monthly")) == "applied"
@@ -87,8 +82,8 @@ def test_a_firestore_outage_during_events_answers_5xx_leaves_nothing_and_the_ret
     # Firestore comes back with what it held before; the failed events left nothing.
     restarted = Emulator("firestore", port=outage_db.port, extra_args=(f"--import-data={snapshot}",)).start()
     outage_db.process, restarted.process = restarted.process, None
-    store.reset_client()
-    db = store.client()
+    settings.reset()
+    db = store_client.client()
     assert dump(db) == before
 
     # Stripe's retries apply each event once.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared import spending, store
+from shared.spending import service as spending
+from shared.store import collections
 from tests.support.cli import credits, records_of, user_doc
 
 
@@ -21,7 +22,7 @@ def test_an_adjustment_adds_credits_as_an_adjustment_record_naming_operator_and_
     assert record["type"] == "adjustment" and record["pool"] == "permanent" and record["amount"] == 120
     assert "alice" in record["description"] and "goodwill after outage" in record["description"]
     assert record["source"] == body["adjustment_id"]
-    audit = db.collection(store.ADJUSTMENTS).document(body["adjustment_id"]).get().to_dict()
+    audit = db.collection(collections.ADJUSTMENTS).document(body["adjustment_id"]).get().to_dict()
     assert audit["operator"] == "alice" and audit["reason"] == "goodwill after outage"
     assert audit["transaction_id"] == record["transaction_id"]
 
@@ -64,7 +65,7 @@ def test_the_same_idempotency_key_changes_nothing_the_second_time(db, capsys):
 
 
 def test_adjusting_a_legacy_user_migrates_the_balance_first(db, capsys):
-    db.collection(store.USERS).document("old").set({"user_id": "old", "balance": 70, "total_earned": 90, "total_spent": 20})
+    db.collection(collections.USERS).document("old").set({"user_id": "old", "balance": 70, "total_earned": 90, "total_spent": 20})
     run = credits(capsys, "adjust", "old", "--pool", "monthly", "--amount", "5", "--reason", "r", "--operator", "erin")
     assert run.code == 0, run.err
     doc = user_doc(db, "old")

@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import json
 
-from shared import spending, webhooks
+from shared.spending import service as spending
+from shared.billing import service as webhooks
 from tests.support import stripe_fixtures as sf
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, user_doc
 from tests.support.stripe_story import Customer, ledger_view
-from tests.support.stripe_webhook import (  # noqa: F401 - pytest fixtures
-    fake_stripe,
-    stripe_config,
-    stripe_settings,
-    webhook,
-    webhook_app,
-)
 
 PRO, STARTER = "price_pro_monthly", "price_starter_monthly"
 

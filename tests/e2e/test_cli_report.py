@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 
-from shared import store
+from shared.store import collections
 from tests.support.cli import credits
 
 HISTORY = [
@@ -31,7 +31,7 @@ HISTORY = [
 def plant(db):
     for i, (when, user_id, kind, pool, amount) in enumerate(HISTORY):
         created = datetime.fromisoformat(when).replace(tzinfo=timezone.utc) + timedelta(microseconds=i)
-        db.collection(store.TRANSACTIONS).document(f"h{i:02d}").set(
+        db.collection(collections.TRANSACTIONS).document(f"h{i:02d}").set(
             {"transaction_id": f"h{i:02d}", "user_id": user_id, "type": kind, "pool": pool, "amount": amount,
              "description": "", "source": None, "created_at": created}
         )

@@ -16,10 +16,9 @@ from typing import Any, Optional
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests.support.deploy import TERRAFORM_DIR
-from tests.support.emulators import PROJECT, Emulator
+from shared.spending import service as spending
+from tests.support.emulators import PROJECT
 
-RULES = TERRAFORM_DIR / "firestore.rules"
 OWNER = "owner"  # the emulator's admin credential: rules do not apply
 
 
@@ -124,13 +123,6 @@ def transaction_doc(transaction_id: str, user_id: str, **overrides: Optional[dic
     }
     fields.update(overrides)
     return {key: value for key, value in fields.items() if value is not None}
-
-
-@pytest.fixture(scope="module")
-def rules_emulator():
-    emulator = Emulator("firestore", extra_args=(f"--rules={RULES}",)).start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture
@@ -259,12 +251,11 @@ def test_the_functions_own_collections_are_closed_to_clients(admin, as_user):
     assert as_user("alice").get("/spend_idempotency/story-1")[0] == 403
 
 
-def test_documents_written_by_the_spend_function_are_readable_by_their_owner(spend_client, db, admin, as_user):
-    # A legacy user spends through the real function: the commit migrates the document and
+def test_documents_written_by_the_spend_service_are_readable_by_their_owner(db, admin, as_user):
+    # A legacy user spends through the real service: the commit migrates the document and
     # writes a migration and a spend record, in the shapes the rules must accept.
     db.collection("users_credits").document("dana").set({"user_id": "dana", "balance": 40})
-    response = spend_client.post("/spend", json={"user_id": "dana", "amount": 15, "idempotency_key": "rules-1"})
-    assert response.status_code == 200
+    spending.spend("dana", 15, idempotency_key="rules-1")
 
     written = {"users_credits/dana": db.collection("users_credits").document("dana").get().to_dict()}
     for snap in db.collection("credits_transactions").where(filter=FieldFilter("user_id", "==", "dana")).stream():

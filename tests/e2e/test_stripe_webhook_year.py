@@ -5,16 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any, Union
 
-from shared import spending
+from shared.spending import service as spending
 from tests.support import stripe_fixtures as sf
 from tests.support.ledger import assert_ledger_invariant, records_of, user_doc
 from tests.support.stripe_story import Customer, ledger_view
-from tests.support.stripe_webhook import (  # noqa: F401 - pytest fixtures
-    fake_stripe,
-    stripe_settings,
-    webhook,
-    webhook_app,
-)
 
 PRO, STARTER = "price_pro_monthly", "price_starter_monthly"
 USER = "yara"

@@ -6,18 +6,22 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared import admin, errors, store
+from shared.common import ids
+from shared.common import errors
+from shared.operations import migration
+from shared.store import batch
+from shared.store import collections
 from tests.support.cli import credits, records_of, user_doc
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 def put_user(db, user_id, **fields):
-    db.collection(store.USERS).document(user_id).set({"user_id": user_id, **fields})
+    db.collection(collections.USERS).document(user_id).set({"user_id": user_id, **fields})
 
 
 def put_record(db, txn_id, user_id, type_, pool, amount):
-    db.collection(store.TRANSACTIONS).document(txn_id).set(
+    db.collection(collections.TRANSACTIONS).document(txn_id).set(
         {"transaction_id": txn_id, "user_id": user_id, "type": type_, "pool": pool, "amount": amount,
          "description": "", "source": None, "created_at": T0}
     )
@@ -43,8 +47,8 @@ def mixed_set(db):
 
 
 def snapshot(db):
-    users = {s.id: (s.to_dict(), s.update_time) for s in db.collection(store.USERS).stream()}
-    txns = {s.id: s.to_dict() for s in db.collection(store.TRANSACTIONS).stream()}
+    users = {s.id: (s.to_dict(), s.update_time) for s in db.collection(collections.USERS).stream()}
+    txns = {s.id: s.to_dict() for s in db.collection(collections.TRANSACTIONS).stream()}
     return users, txns
 
 
@@ -66,7 +70,7 @@ def test_a_dry_run_reports_every_decision_and_writes_nothing(db, capsys):
 
 def test_migration_of_a_mixed_set_converts_legacy_repairs_half_written_and_leaves_the_rest(db, capsys):
     mixed_set(db)
-    migrated_before = db.collection(store.USERS).document("migrated").get().update_time
+    migrated_before = db.collection(collections.USERS).document("migrated").get().update_time
     run = credits(capsys, "migrate", "--batch-size", "4")
     assert run.code == 1, run.err
     assert "disagrees" in run.out and "need review" in run.out
@@ -77,14 +81,14 @@ def test_migration_of_a_mixed_set_converts_legacy_repairs_half_written_and_leave
     assert (a["legacy_total_earned"], a["legacy_total_spent"]) == (150, 50)
     [record] = records_of(db, "legacy-a")
     assert (record["type"], record["pool"], record["amount"]) == ("migration", "permanent", 100)
-    assert record["transaction_id"] == admin.migration_record_id("legacy-a")
+    assert record["transaction_id"] == ids.migration_record_id("legacy-a")
 
     b = user_doc(db, "legacy-b")
     assert "balance" not in b and (b["credits_monthly"], b["credits_permanent"]) == (0, 0)
     assert records_of(db, "legacy-b") == []  # no record has amount 0
     assert user_doc(db, "legacy-c")["credits_permanent"] == 7
 
-    assert db.collection(store.USERS).document("migrated").get().update_time == migrated_before
+    assert db.collection(collections.USERS).document("migrated").get().update_time == migrated_before
 
     stray = user_doc(db, "stray")
     assert "balance" not in stray and stray["credits_permanent"] == 40
@@ -130,7 +134,7 @@ def assert_all_migrated_once(db, n):
 
 def test_an_interrupted_run_resumes_where_it_stopped_and_migrates_each_user_once(db, capsys, monkeypatch):
     legacy_users(db, 23)
-    real = store.change_users
+    real = batch.change_users
     calls = []
 
     def failing_third_batch(items, **kwargs):
@@ -139,14 +143,14 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_migrates_each_user_once
             raise errors.Unavailable("Firestore is unavailable (ServiceUnavailable); retry later")
         return real(items, **kwargs)
 
-    monkeypatch.setattr(store, "change_users", failing_third_batch)
+    monkeypatch.setattr(migration, "change_users", failing_third_batch)
     run = credits(capsys, "migrate", "--batch-size", "5", "--json", "--no-progress")
     assert run.code == 4
     assert run.json["examined"] == 10 and run.json["resume_after"] == "user-009" and not run.json["complete"]
     assert "--start-after user-009" in run.err
     assert "balance" not in user_doc(db, "user-009")
     assert user_doc(db, "user-010")["balance"] == 20
-    monkeypatch.setattr(store, "change_users", real)
+    monkeypatch.setattr(migration, "change_users", real)
 
     resumed = credits(capsys, "migrate", "--batch-size", "5", "--start-after", "user-009", "--json")
     assert resumed.code == 0 and resumed.json["complete"]
@@ -166,17 +170,17 @@ def test_a_limited_run_stops_early_and_a_full_rerun_skips_what_it_did(db, capsys
 
 
 def test_a_user_changed_by_a_spend_during_the_run_is_not_migrated_twice(db, capsys, monkeypatch):
-    from shared import spending
+    from shared.spending import service as spending
 
     put_user(db, "busy", balance=50)
-    real = store.change_users
+    real = batch.change_users
 
     def spend_first(items, **kwargs):
         # A live spend migrates the user between the scan and the migration's commit.
         spending.spend("busy", 5, "race")
         return real(items, **kwargs)
 
-    monkeypatch.setattr(store, "change_users", spend_first)
+    monkeypatch.setattr(migration, "change_users", spend_first)
     run = credits(capsys, "migrate", "--json")
     assert run.code == 0
     assert run.json["counts"]["already_migrated"] == 1 and run.json["counts"]["migrate"] == 0

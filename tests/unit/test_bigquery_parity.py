@@ -16,7 +16,7 @@ from typing import Annotated, Union, get_args, get_origin
 
 import pytest
 
-from shared.models import BaseCreditTransaction, BaseUserCredits
+from shared.ledger.models import BaseCreditTransaction, BaseUserCredits
 from tests.support.deploy import TERRAFORM_DIR
 
 MODELS = {"users_credits": BaseUserCredits, "credits_transactions": BaseCreditTransaction}

@@ -9,21 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from shared import admin, catalog, errors, promotions, spending, store, webhooks
+from shared.operations import adjustments
+from shared.common import settings
+from shared.common import errors
+from shared.promotions import service as promo_service
+from shared.promotions import schemas
+from shared.spending import service as spending
+from shared.store import collections
+from shared.store import scans
+from shared.billing import service as webhooks
 from tests.support import stripe_fixtures as sf
 from tests.support.cli import credits, user_doc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def example_catalog(monkeypatch):
     monkeypatch.setenv("CREDITS_CATALOG", str(ROOT / "config" / "catalog.example.json"))
-    catalog.reset()
+    settings.reset()
     yield
     monkeypatch.undo()
-    catalog.reset()
+    settings.reset()
 
 
 def renew(user_id: str, subscription: str, n: int) -> str:
@@ -44,7 +52,7 @@ def test_no_drift_after_a_randomized_run_of_grants_spends_renewals_and_adjustmen
     users = [f"r{i}" for i in range(6)]
     # Two of them start as legacy documents, migrated by whatever touches them first.
     for user_id in users[:2]:
-        db.collection(store.USERS).document(user_id).set({"user_id": user_id, "balance": 250, "total_earned": 400, "total_spent": 150})
+        db.collection(collections.USERS).document(user_id).set({"user_id": user_id, "balance": 250, "total_earned": 400, "total_spent": 150})
     periods = {user_id: 0 for user_id in users}
     outcomes: dict[str, int] = {}
     for step in range(90):
@@ -52,8 +60,8 @@ def test_no_drift_after_a_randomized_run_of_grants_spends_renewals_and_adjustmen
         op = rng.choice(["promo", "spend", "spend", "renew", "adjust", "cancel"])
         try:
             if op == "promo":
-                message = promotions.PromoMessage(grant_id=f"g{step}", user_ids=[user_id, rng.choice(users)], amount=rng.randint(1, 300))
-                promotions.grant(message)
+                message = schemas.PromoMessage(grant_id=f"g{step}", user_ids=[user_id, rng.choice(users)], amount=rng.randint(1, 300))
+                promo_service.grant(message)
             elif op == "spend":
                 spending.spend(user_id, rng.randint(1, 900), "work", idempotency_key=rng.choice([None, f"k{step}"]))
             elif op == "renew":
@@ -62,7 +70,7 @@ def test_no_drift_after_a_randomized_run_of_grants_spends_renewals_and_adjustmen
             elif op == "cancel" and periods[user_id]:
                 cancel(user_id, f"sub_{user_id}", periods[user_id])
             elif op == "adjust":
-                admin.adjust(user_id, rng.choice(["monthly", "permanent"]), rng.randint(-200, 200) or 1, "random", "test")
+                adjustments.adjust(user_id, rng.choice(["monthly", "permanent"]), rng.randint(-200, 200) or 1, "random", "test")
         except (errors.InsufficientCredits, errors.PoolUnderflow):
             op += " refused"
         outcomes[op] = outcomes.get(op, 0) + 1
@@ -73,17 +81,17 @@ def test_no_drift_after_a_randomized_run_of_grants_spends_renewals_and_adjustmen
     assert run.code == 0, run.out
     body = run.json
     assert body["drift"] == [] and body["users"] == 6
-    assert body["transactions"] == db.collection(store.TRANSACTIONS).count().get()[0][0].value
+    assert body["transactions"] == db.collection(collections.TRANSACTIONS).count().get()[0][0].value
     table = credits(capsys, "reconcile")
     assert table.code == 0 and "0 users with drift" in table.out
 
 
 def test_drift_planted_in_firestore_is_reported_and_fails_the_command(db, capsys):
     for user_id in ("a", "b", "c"):
-        admin.adjust(user_id, "permanent", 100, "seed", "test")
+        adjustments.adjust(user_id, "permanent", 100, "seed", "test")
     spending.spend("b", 30, "work")
-    db.collection(store.USERS).document("b").update({"credits_permanent": 77})  # ledger says 70
-    db.collection(store.TRANSACTIONS).document("orphan").set(
+    db.collection(collections.USERS).document("b").update({"credits_permanent": 77})  # ledger says 70
+    db.collection(collections.TRANSACTIONS).document("orphan").set(
         {"transaction_id": "orphan", "user_id": "nobody", "type": "promo_grant", "pool": "permanent",
          "amount": 5, "description": "", "source": None, "created_at": T0}
     )
@@ -99,16 +107,16 @@ def test_drift_planted_in_firestore_is_reported_and_fails_the_command(db, capsys
 
 
 def test_totals_that_the_ledger_does_not_explain_are_drift(db, capsys):
-    admin.adjust("t", "permanent", 100, "seed", "test")
+    adjustments.adjust("t", "permanent", 100, "seed", "test")
     spending.spend("t", 10, "work")
-    db.collection(store.USERS).document("t").update({"total_spent": 11})
+    db.collection(collections.USERS).document("t").update({"total_spent": 11})
     run = credits(capsys, "reconcile", "--json")
     assert run.code == 1
     assert [(d["field"], d["stored"], d["ledger"]) for d in run.json["drift"]] == [("total_spent", 11, 10)]
 
 
 def test_legacy_documents_are_not_drift_until_they_have_records(db, capsys):
-    db.collection(store.USERS).document("legacy").set({"user_id": "legacy", "balance": 40, "total_earned": 40})
+    db.collection(collections.USERS).document("legacy").set({"user_id": "legacy", "balance": 40, "total_earned": 40})
     run = credits(capsys, "reconcile", "--json")
     assert run.code == 0 and run.json["legacy_users"] == 1
     # Totals kept from a legacy document count as the ledger's baseline once migrated.
@@ -119,15 +127,15 @@ def test_legacy_documents_are_not_drift_until_they_have_records(db, capsys):
 
 
 def test_a_change_landing_between_the_two_streams_is_not_reported(db, capsys, monkeypatch):
-    admin.adjust("busy", "permanent", 100, "seed", "test")
-    real = store.transactions_by_user
+    adjustments.adjust("busy", "permanent", 100, "seed", "test")
+    real = scans.transactions_by_user
 
     def spend_then_stream(*args, **kwargs):
         # The user documents were read already; this spend is seen only in the records.
         spending.spend("busy", 25, "work")
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "transactions_by_user", spend_then_stream)
+    monkeypatch.setattr(scans, "transactions_by_user", spend_then_stream)
     run = credits(capsys, "reconcile", "--json")
     assert run.code == 0
     assert run.json["drift"] == [] and run.json["unconfirmed"] == 1

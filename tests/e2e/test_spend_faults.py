@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from shared import config, store
-from tests.conftest import function_app
+from shared.common import settings
+from tests.support.functions import function_app
 from tests.support.emulators import free_port
 from tests.support.ledger import assert_ledger_invariant, seed
 
@@ -14,11 +14,11 @@ from tests.support.ledger import assert_ledger_invariant, seed
 def spend_order(monkeypatch):
     def set_order(value):
         monkeypatch.setenv("CREDITS_SPEND_ORDER", value)
-        config.spend_order.cache_clear()
+        settings.reset()
 
     yield set_order
     monkeypatch.delenv("CREDITS_SPEND_ORDER", raising=False)
-    config.spend_order.cache_clear()
+    settings.reset()
 
 
 def test_monthly_first_draws_the_monthly_pool_before_the_permanent_one(spend_client, db, spend_order):
@@ -37,7 +37,7 @@ def test_an_unknown_spend_order_fails_the_function_start(firestore_emulator, spe
 
 def test_firestore_out_of_reach_is_503_unavailable_with_retry_after(spend_app, monkeypatch):
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    store.reset_client()
+    settings.reset()
     try:
         client = spend_app.test_client()
         response = client.post("/spend", data=json.dumps({"user_id": "pat", "amount": 1}),
@@ -48,4 +48,4 @@ def test_firestore_out_of_reach_is_503_unavailable_with_retry_after(spend_app, m
         assert client.get("/balance/pat").status_code == 503
     finally:
         monkeypatch.undo()
-        store.reset_client()
+        settings.reset()

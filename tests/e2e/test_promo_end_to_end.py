@@ -11,8 +11,9 @@ import pytest
 from google.cloud import pubsub_v1
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared import promotions, store
-from tests.conftest import ROOT, function_app
+from shared.common import ids
+from shared.store import collections
+from tests.support.functions import ROOT, function_app
 from tests.support.emulators import PROJECT
 from tests.support.ledger import assert_ledger_invariant, records_of, user_doc
 from tests.support.promo import serve_app
@@ -46,7 +47,7 @@ def wait_for(answered, count, timeout=60.0):
 
 
 def grant_records(db, grant_id):
-    query = db.collection(store.TRANSACTIONS).where(filter=FieldFilter("source", "==", grant_id))
+    query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("source", "==", grant_id))
     return [snap.to_dict() for snap in query.stream()]
 
 
@@ -86,9 +87,9 @@ def test_a_bad_message_on_the_topic_is_kept_and_acknowledged(pushed, db):
                                    ).result(timeout=30)
     wait_for(pushed.answered, 1)
     assert pushed.answered == [200]
-    doc = db.collection(store.PROMO_REJECTED).document(promotions.rejected_doc_id(message_id)).get().to_dict()
+    doc = db.collection(collections.PROMO_REJECTED).document(ids.rejected_message_id(message_id)).get().to_dict()
     assert "user_ids" in doc["reason"] and doc["raw_data"] == b'{"grant_id": "x", "amount": 5}'
-    assert not list(db.collection(store.USERS).stream())
+    assert not list(db.collection(collections.USERS).stream())
 
 
 def test_the_marketing_command_refuses_bad_input_and_publishes_nothing(pushed, db, tmp_path):

@@ -6,10 +6,13 @@ import json
 
 import pytest
 
-from shared import catalog, renewals, stripe_events
-from shared.errors import CatalogError, InvalidPayload
-from shared.renewals import SubscriptionState
-from shared.stripe_events import Period
+from shared.billing import catalog
+from shared.billing import addons
+from shared.billing import subscriptions as renewals
+from shared.billing import events as stripe_events
+from shared.common.errors import CatalogError, InvalidPayload
+from shared.billing.subscriptions import SubscriptionState
+from shared.billing.events import Period
 from tests.support import stripe_fixtures as sf
 
 CATALOG = catalog.parse(
@@ -152,6 +155,6 @@ def test_the_renewal_line_is_the_plan_line_that_is_not_a_proration():
 
 def test_pack_lines_multiply_by_quantity_and_other_prices_are_named():
     items = stripe_events.line_items([sf.checkout_line_item("price_pack", 3), sf.checkout_line_item("price_shirt", 1)])
-    entries, others = renewals.addon_entries(items, CATALOG)
+    entries, others = addons.addon_entries(items, CATALOG)
     assert [(e.type.value, e.pool.value, e.amount) for e in entries] == [("addon_purchase", "permanent", 1500)]
     assert others == ["price_shirt"]

@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 from google.cloud.firestore_v1.batch import WriteBatch
 
-from shared import promotions, spending, store
-from tests.conftest import function_app
+from shared.common import ids
+from shared.promotions import service as promo_service
+from shared.promotions import rejected
+from shared.promotions import schemas
+from shared.spending import service as spending
+from shared.store import collections
+from shared.common import settings
+from shared.store import client as store_client
+from tests.support.functions import function_app
 from tests.support.emulators import PROJECT, Emulator, free_port
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
 from tests.support.promo import message_data, push_body
@@ -47,7 +54,7 @@ def assert_granted_once(db, user_ids, grant_id, amount):
 
 
 def rejected_docs(db):
-    return {snap.id: snap.to_dict() for snap in db.collection(store.PROMO_REJECTED).stream()}
+    return {snap.id: snap.to_dict() for snap in db.collection(collections.PROMO_REJECTED).stream()}
 
 
 def test_a_message_grants_permanent_credits_to_every_user_with_both_pools(promo, db):
@@ -61,14 +68,14 @@ def test_a_message_grants_permanent_credits_to_every_user_with_both_pools(promo,
     assert (old["credits_monthly"], old["credits_permanent"], old["total_earned"]) == (40, 25, 65)
     record = promo_records(db, "new-user", "spring")[0]
     assert record["description"] == "Spring promo"
-    assert record["transaction_id"] == promotions.grant_record_id("spring", "new-user")
+    assert record["transaction_id"] == ids.grant_record_id("spring", "new-user")
     assert_granted_once(db, ["new-user", "has-monthly"], "spring", 25)
 
 
 def test_a_single_user_id_field_is_accepted_and_the_description_defaults(promo, db):
     data = json.dumps({"grant_id": "solo", "user_id": "ann", "amount": 3}).encode()
     assert promo(data).status_code == 200
-    assert promo_records(db, "ann", "solo")[0]["description"] == promotions.DEFAULT_DESCRIPTION
+    assert promo_records(db, "ann", "solo")[0]["description"] == promo_service.DEFAULT_DESCRIPTION
     assert user_doc(db, "ann")["credits_permanent"] == 3
 
 
@@ -100,7 +107,7 @@ def test_a_campaign_republished_with_a_new_message_id_grants_once(promo, db):
 def test_a_redelivery_after_a_partial_run_gives_everyone_exactly_one_grant(promo, db, capsys):
     users = [f"part-{i:03d}" for i in range(500)]
     # The partial run: the first 200 users of the message got the grant before a fault.
-    promotions.grant(promotions.PromoMessage(grant_id="partial", user_ids=users[:200], amount=9))
+    promo_service.grant(schemas.PromoMessage(grant_id="partial", user_ids=users[:200], amount=9))
     capsys.readouterr()
     assert promo(message_data("partial", users, 9), "m-9").status_code == 200
     logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -115,7 +122,7 @@ def test_a_redelivery_after_a_partial_run_gives_everyone_exactly_one_grant(promo
 
 
 def test_a_legacy_document_is_migrated_in_the_same_commit_as_its_grant(promo, db):
-    db.collection(store.USERS).document("old-timer").set({"user_id": "old-timer", "balance": 70,
+    db.collection(collections.USERS).document("old-timer").set({"user_id": "old-timer", "balance": 70,
                                                           "total_earned": 100, "total_spent": 30})
     assert promo(message_data("legacy", ["old-timer", "newcomer"], 15)).status_code == 200
     doc = user_doc(db, "old-timer")
@@ -170,8 +177,8 @@ def test_a_bad_message_is_kept_with_its_reason_acknowledged_and_grants_nothing(p
     raw = data.encode() if isinstance(data, str) else data
     assert doc["raw_data"] == raw and doc["raw_size"] == len(raw) and doc["raw_truncated"] is False
     assert (doc["message_id"], doc["status"], doc["attributes"]) == ("4242", "rejected", {"grant_id": "g"})
-    assert not list(db.collection(store.USERS).stream())
-    assert not list(db.collection(store.TRANSACTIONS).stream())
+    assert not list(db.collection(collections.USERS).stream())
+    assert not list(db.collection(collections.TRANSACTIONS).stream())
 
 
 def test_a_bad_message_delivered_again_is_kept_once(promo, db):
@@ -195,13 +202,13 @@ def test_a_transient_fault_raises_and_the_redelivery_applies_once(promo, db, mon
     data = message_data("outage", ["gus", "hal"], 6)
     # Firestore out of reach: nothing listens where the store now looks for it.
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    store.reset_client()
+    settings.reset()
     try:
         response = promo(data, "m-out")
         assert response.status_code == 500  # the function raised: Pub/Sub will redeliver
     finally:
         monkeypatch.undo()
-        store.reset_client()
+        settings.reset()
     assert dump(db) == before  # nothing written, not even a rejection
     assert promo(data, "m-out").status_code == 200
     assert promo(data, "m-out").status_code == 200
@@ -257,9 +264,9 @@ def test_spends_during_a_grant_are_never_overwritten(promo, db):
 def test_a_kept_message_that_is_valid_now_is_replayed_once(db):
     # A message an earlier, stricter deployment refused; the rules have since been fixed.
     valid = message_data("late", ["ida", "jon"], 8)
-    promotions.reject("m-late", "an older rule refused it", valid)
-    promotions.reject("m-junk", "message data is not JSON", b"junk")
-    results = {r["message_id"]: r for r in promotions.replay_rejected()}
+    rejected.reject("m-late", "an older rule refused it", valid)
+    rejected.reject("m-junk", "message data is not JSON", b"junk")
+    results = {r["message_id"]: r for r in rejected.replay_rejected()}
     assert results["m-late"]["outcome"] == "replayed" and results["m-late"]["granted"] == 2
     assert results["m-junk"]["outcome"] == "still_rejected" and "not JSON" in results["m-junk"]["reason"]
     kept = rejected_docs(db)
@@ -267,37 +274,37 @@ def test_a_kept_message_that_is_valid_now_is_replayed_once(db):
     assert kept["m-junk"]["status"] == "rejected" and "not JSON" in kept["m-junk"]["last_replay_reason"]
     assert_granted_once(db, ["ida", "jon"], "late", 8)
 
-    assert [r["message_id"] for r in promotions.replay_rejected()] == ["m-junk"]
-    assert promotions.replay_rejected("m-late") == [{"message_id": "m-late", "outcome": "already_replayed"}]
-    assert promotions.replay_rejected("nope") == [{"message_id": "nope", "outcome": "not_found"}]
+    assert [r["message_id"] for r in rejected.replay_rejected()] == ["m-junk"]
+    assert rejected.replay_rejected("m-late") == [{"message_id": "m-late", "outcome": "already_replayed"}]
+    assert rejected.replay_rejected("nope") == [{"message_id": "nope", "outcome": "not_found"}]
     assert user_doc(db, "ida")["credits_permanent"] == 8
 
 
 def test_concurrent_replays_mark_a_message_replayed_once(db):
-    promotions.reject("m-twin", "refused earlier", message_data("twin", [f"t{i}" for i in range(30)], 2))
+    rejected.reject("m-twin", "refused earlier", message_data("twin", [f"t{i}" for i in range(30)], 2))
     with ThreadPoolExecutor(3) as pool:
-        outcomes = sorted(r[0]["outcome"] for r in pool.map(lambda _: promotions.replay_rejected("m-twin"), range(3)))
+        outcomes = sorted(r[0]["outcome"] for r in pool.map(lambda _: rejected.replay_rejected("m-twin"), range(3)))
     assert outcomes.count("replayed") == 1 and outcomes.count("already_replayed") == 2
     assert_granted_once(db, [f"t{i}" for i in range(30)], "twin", 2)
 
 
 def test_a_huge_bad_message_is_kept_cut_short_and_never_replayed(promo, db):
-    data = b"x" * (promotions.MAX_KEPT_RAW_BYTES + 10)
+    data = b"x" * (rejected.MAX_KEPT_RAW_BYTES + 10)
     assert promo(base64.b64encode(data).decode(), "m-huge").status_code == 200
     doc = rejected_docs(db)["m-huge"]
     assert doc["raw_truncated"] is True and doc["raw_size"] == len(data)
-    assert len(doc["raw_data"]) == promotions.MAX_KEPT_RAW_BYTES
-    assert promotions.replay_rejected("m-huge")[0]["outcome"] == "still_rejected"
+    assert len(doc["raw_data"]) == rejected.MAX_KEPT_RAW_BYTES
+    assert rejected.replay_rejected("m-huge")[0]["outcome"] == "still_rejected"
 
 
 def test_a_bad_message_that_cannot_be_kept_yet_is_not_acknowledged(promo, db, monkeypatch):
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    store.reset_client()
+    settings.reset()
     try:
         assert promo(b"not json", "m-later").status_code == 500  # redelivered until it can be kept
     finally:
         monkeypatch.undo()
-        store.reset_client()
+        settings.reset()
     assert not rejected_docs(db)
     assert promo(b"not json", "m-later").status_code == 200
     assert rejected_docs(db)["m-later"]["reason"] == "message data is not JSON"
@@ -307,7 +314,7 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
     users = [f"legacy-{i:03d}" for i in range(300)]
     batch = db.batch()
     for user_id in users:  # three writes each: user document, migration record, grant record
-        batch.set(db.collection(store.USERS).document(user_id), {"user_id": user_id, "balance": 11})
+        batch.set(db.collection(collections.USERS).document(user_id), {"user_id": user_id, "balance": 11})
     batch.commit()
     sizes = []
     real_commit = WriteBatch.commit
@@ -345,7 +352,7 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
     # A Firestore of this test's own, taken down right after the message's first batch commits.
     outage = Emulator("firestore").start()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", outage.host)
-    store.reset_client()
+    settings.reset()
     restarted = None
     try:
         users = [f"mid-{i:03d}" for i in range(500)]
@@ -367,8 +374,8 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
         assert '"message":"promo message will be redelivered"' in capsys.readouterr().out
 
         restarted = Emulator("firestore", port=outage.port, extra_args=(f"--import-data={exported[0]}",)).start()
-        store.reset_client()
-        db = store.client()
+        settings.reset()
+        db = store_client.client()
         granted = [u for u in users if promo_records(db, u, "midway")]
         assert len(granted) == 250  # one whole batch committed before the outage, nothing else
         assert all(user_doc(db, u) is None for u in users if u not in granted)
@@ -385,4 +392,4 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
             if emulator is not None:
                 emulator.stop()
         monkeypatch.undo()
-        store.reset_client()
+        settings.reset()

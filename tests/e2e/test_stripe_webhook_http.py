@@ -7,19 +7,12 @@ import time
 
 import pytest
 
-from shared import catalog
-from shared.errors import CatalogError, ConfigurationError
-from tests.conftest import function_app
+from shared.common import settings
+from shared.common.errors import CatalogError, ConfigurationError
+from tests.support.functions import function_app
 from tests.support import stripe_fixtures as sf
 from tests.support.ledger import dump
-from tests.support.stripe_webhook import (  # noqa: F401 - pytest fixtures
-    SECRET,
-    fake_stripe,
-    stripe_config,
-    stripe_settings,
-    webhook,
-    webhook_app,
-)
+from tests.support.stripe_webhook import SECRET
 
 OTHER_SECRET = "whsec_test_rolled_9876543210"
 
@@ -152,4 +145,4 @@ def test_a_missing_catalog_file_or_webhook_secret_fails_the_start(stripe_config,
     stripe_config(CREDITS_CATALOG=str(sf.ROOT / "config" / "catalog.example.json"), STRIPE_WEBHOOK_SECRET=" , ")
     with pytest.raises(ConfigurationError, match="STRIPE_WEBHOOK_SECRET"):
         function_app("stripe_webhook")
-    catalog.reset()
+    settings.reset()

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from shared import catalog, promotions, webhooks
+from shared.common import settings
+from shared.promotions import rejected
+from shared.billing import service as webhooks
 from tests.support import stripe_fixtures as sf
 from tests.support.cli import credits, records_of, user_doc
 
@@ -20,14 +22,14 @@ def catalog_file(monkeypatch, tmp_path):
 
     def write(plans):
         path.write_text(json.dumps({"plans": plans, "addons": {}}))
-        catalog.reset()
+        settings.reset()
 
     write(PLANS)
     monkeypatch.setenv("CREDITS_CATALOG", str(path))
-    catalog.reset()
+    settings.reset()
     yield write
     monkeypatch.undo()
-    catalog.reset()
+    settings.reset()
 
 
 def unknown_price_event(user_id: str) -> dict:
@@ -68,8 +70,8 @@ def test_an_unapplied_stripe_event_is_listed_and_applied_exactly_once_after_the_
 
 def test_a_rejected_promo_message_that_is_valid_now_is_granted_once(db, capsys):
     data = json.dumps({"grant_id": "spring", "user_ids": ["p1", "p2"], "amount": 50}).encode()
-    promotions.reject("msg-1", "rejected by an earlier validation rule", data)
-    promotions.reject("msg-2", "not JSON", b"{not json")
+    rejected.reject("msg-1", "rejected by an earlier validation rule", data)
+    rejected.reject("msg-2", "not JSON", b"{not json")
 
     listed = credits(capsys, "replay", "--json").json["promo_messages"]
     assert {m["message_id"] for m in listed} == {"msg-1", "msg-2"}
@@ -93,7 +95,7 @@ def test_a_rejected_promo_message_that_is_valid_now_is_granted_once(db, capsys):
 def test_replay_all_applies_events_and_messages_together(db, capsys, catalog_file):
     evt = unknown_price_event("both-user")
     webhooks.handle(evt, json.dumps(evt))
-    promotions.reject("msg-3", "earlier rule", json.dumps({"grant_id": "g3", "user_id": "both-user", "amount": 7}).encode())
+    rejected.reject("msg-3", "earlier rule", json.dumps({"grant_id": "g3", "user_id": "both-user", "amount": 7}).encode())
     catalog_file({**PLANS, "price_team_monthly": {"monthly_credits": 100}})
     run = credits(capsys, "replay", "--all")
     assert run.code == 0, run.out
