@@ -8,7 +8,8 @@ Rules enforced here:
   the event's subscription, which lives on the user document (`stripe_subscriptions`, a map by
   subscription id) and so moves in the same conditioned commit as the pools it decides about;
 - an applied change creates every marker, writes the records with the event's source, learns
-  the customer-to-user link, and drops a kept unapplied copy of the event, all in one commit.
+  the customer-to-user link, and drops a kept unapplied copy of the event, all in one commit;
+- a change that resets the monthly pool records when (`monthly_reset_at` on the user document).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..ledger import accounts, records
+from ..ledger import accounts, codec, records
 from ..ledger.accounts import Account
 from ..store.change import Change, Snapshot
 from .customers import link_document
@@ -73,6 +74,8 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     if decision.state is not None and spec.subscription_id:
         subscriptions[spec.subscription_id] = decision.state.to_dict()
         user_fields[SUBSCRIPTIONS_FIELD] = subscriptions
+    if decision.resets_monthly:
+        user_fields[codec.MONTHLY_RESET_AT] = snap.now
     marker = {
         "event_id": spec.event_id,
         "event_type": spec.event_type,

@@ -9,6 +9,7 @@ Rules enforced here:
 - an upgrade adds the new allowance less what was granted for the period last renewed, if that
   is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
 - a cancellation empties the monthly pool as one `monthly_expired` entry;
+- a renewal and a cancellation reset the monthly pool (`resets_monthly`), whatever it held;
 - an allowance is the plan's `monthly_credits` times the line's quantity (seats).
 No I/O: these functions see numbers and return entries and the subscription's next state.
 """
@@ -56,6 +57,9 @@ class Decision:
     entries: tuple[Entry, ...] = ()
     state: Optional[SubscriptionState] = None
     reason: str = ""
+    # A renewal, pause or cancellation starts the monthly pool afresh: refunds of older spends'
+    # monthly parts expire at once (CONTRACT 3b).
+    resets_monthly: bool = False
 
 
 def _day(epoch: int) -> str:
@@ -100,7 +104,7 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
     new_state = replace(
         state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant
     )
-    return Decision(APPLIED, tuple(entries), new_state)
+    return Decision(APPLIED, tuple(entries), new_state, resets_monthly=True)
 
 
 def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period) -> Decision:
@@ -130,9 +134,9 @@ def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int) -> D
         return Decision(DUPLICATE, reason="the subscription's end was already applied")
     new_state = replace(state, canceled_at=ended_at)
     if monthly <= 0:
-        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty")
+        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
     entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription ended: monthly credits expired")
-    return Decision(APPLIED, (entry,), new_state)
+    return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
 
 
 def _latest(candidates: Sequence[tuple[InvoiceLine, Plan]]) -> Optional[tuple[InvoiceLine, Plan]]:

@@ -20,6 +20,9 @@ from .accounts import Account
 from .models import BaseCreditTransaction, CreditBalanceResponse
 
 LEGACY_BALANCE = "balance"
+# When the monthly pool was last reset (renewal, pause, cancellation): refunds of the monthly part
+# of a spend made before it expire at once.
+MONTHLY_RESET_AT = "monthly_reset_at"
 
 
 def _int_field(data: Mapping[str, Any], name: str) -> int:

@@ -162,6 +162,7 @@ def test_a_renewal_creates_both_markers_keeps_the_subscription_state_and_drops_a
     assert change.result.decision.outcome == APPLIED and not change.result.kept_copy
     assert set(change.create) == set(spec.markers) and change.delete == [spec.unapplied_path]
     assert change.user_fields["stripe_subscriptions"]["sub_1"]["period_start"] == PERIOD.start
+    assert change.user_fields["monthly_reset_at"] == NOW
     assert [r.amount for r in change.records] == [-300, 1000]
 
 
