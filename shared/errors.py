@@ -118,3 +118,7 @@ class StripeRefused(CreditsError):
 
     status = 502
     code = "stripe_refused"
+
+
+class PublishUnavailable(Unavailable):
+    """Pub/Sub refused or timed out a publish; the change is published again on redelivery."""
