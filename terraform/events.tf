@@ -375,7 +375,7 @@ resource "google_bigquery_table" "views" {
   dataset_id          = google_bigquery_dataset.credits.dataset_id
   table_id            = each.key
   description         = each.value.description
-  deletion_protection = false
+  deletion_protection = true
 
   view {
     query          = each.value.query
