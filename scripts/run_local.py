@@ -6,6 +6,7 @@ Ports (each can be moved with the environment variable named beside it):
   spend               8081  SPEND_PORT
   stripe_webhook      8082  STRIPE_WEBHOOK_PORT
   promo_grant         8083  PROMO_GRANT_PORT
+  ledger_events       8084  LEDGER_EVENTS_PORT  (fed by scripts/local_events.py, as Eventarc would)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.emulators import PROJECT, Emulator  # noqa: E402
 
-FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083}
+FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084}
 
 
 def port(name: str, default: int) -> int:
@@ -54,8 +55,8 @@ def function_env(firestore: Emulator, pubsub: Emulator) -> dict[str, str]:
     return env
 
 
-def after_start(firestore: Emulator, pubsub: Emulator, ports: dict[str, int]) -> None:
-    """Wiring that needs the emulators and functions up (topics, subscriptions)."""
+def after_start(firestore: Emulator, pubsub: Emulator, ports: dict[str, int]) -> list[subprocess.Popen]:
+    """Wiring that needs the emulators and functions up (topics, subscriptions, forwarders)."""
     promo = ROOT / "scripts" / "local_pubsub.py"
     if promo.exists() and "promo_grant" in ports:
         subprocess.run(
@@ -63,6 +64,12 @@ def after_start(firestore: Emulator, pubsub: Emulator, ports: dict[str, int]) ->
             env=function_env(firestore, pubsub),
             check=True,
         )
+    events = ROOT / "scripts" / "local_events.py"
+    if events.exists() and "ledger_events" in ports:
+        # Creates the events topic, then forwards document changes until stopped.
+        return [subprocess.Popen([sys.executable, str(events), f"http://127.0.0.1:{ports['ledger_events']}/"],
+                                 env=function_env(firestore, pubsub))]
+    return []
 
 
 def main() -> int:
@@ -102,7 +109,7 @@ def main() -> int:
                 )
             )
             wait_for_port(ports[name], processes[-1])
-        after_start(firestore, pubsub, ports)
+        processes.extend(after_start(firestore, pubsub, ports))
         print(f"Firestore emulator  listening on {firestore.host}   (FIRESTORE_EMULATOR_HOST={firestore.host})")
         print(f"Pub/Sub emulator    listening on {pubsub.host}   (PUBSUB_EMULATOR_HOST={pubsub.host})")
         for name, number in ports.items():

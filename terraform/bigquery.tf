@@ -18,7 +18,7 @@ resource "google_bigquery_table" "users_credits" {
   # checkov:skip=CKV_GCP_80: Google-managed encryption; the table holds credit counts, no payment data.
   dataset_id          = google_bigquery_dataset.credits.dataset_id
   table_id            = "users_credits"
-  description         = "One row per user: both credit pools and the lifetime totals."
+  description         = "One row per change of a user's credits (balance.updated events): both pools and the lifetime totals."
   deletion_protection = true
   schema              = jsonencode(jsondecode(file("${path.module}/schemas/users_credits.json")))
 
@@ -29,7 +29,7 @@ resource "google_bigquery_table" "credits_transactions" {
   # checkov:skip=CKV_GCP_80: Google-managed encryption; the table holds credit counts, no payment data.
   dataset_id          = google_bigquery_dataset.credits.dataset_id
   table_id            = "credits_transactions"
-  description         = "Every change to a pool: one row per record, with the pool it changed."
+  description         = "Every change to a pool: one row per record (transaction.created events), with the pool it changed."
   deletion_protection = true
   schema              = jsonencode(jsondecode(file("${path.module}/schemas/credits_transactions.json")))
 

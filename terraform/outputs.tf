@@ -37,3 +37,13 @@ output "bigquery_dataset" {
   description = "Dataset holding users_credits and credits_transactions."
   value       = google_bigquery_dataset.credits.id
 }
+
+output "events_topic" {
+  description = "Topic ledger_events publishes transaction.created, balance.updated and balance.low to."
+  value       = google_pubsub_topic.events.id
+}
+
+output "events_dead_letter_subscription" {
+  description = "Pull subscription holding events BigQuery kept refusing."
+  value       = google_pubsub_subscription.events_dead_letter.id
+}

@@ -102,3 +102,31 @@ variable "stripe_secret_versions" {
     error_message = "stripe_secret_versions needs STRIPE_WEBHOOK_SECRET and STRIPE_API_KEY, each latest or a version number."
   }
 }
+
+variable "low_balance_threshold" {
+  description = "CREDITS_LOW_BALANCE of ledger_events: balance.low fires when a balance falls below it; 0 turns it off. A user document's low_balance_threshold overrides it."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.low_balance_threshold >= 0 && floor(var.low_balance_threshold) == var.low_balance_threshold
+    error_message = "low_balance_threshold must be a whole number, 0 or more."
+  }
+}
+
+variable "max_instances_ledger_events" {
+  description = "Maximum instances of ledger_events."
+  type        = number
+  default     = 5
+}
+
+variable "events_max_delivery_attempts" {
+  description = "Deliveries of an event to BigQuery before Pub/Sub moves it to the events dead-letter topic."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.events_max_delivery_attempts >= 5 && var.events_max_delivery_attempts <= 100
+    error_message = "Pub/Sub accepts 5 to 100 delivery attempts."
+  }
+}

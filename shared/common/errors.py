@@ -123,3 +123,7 @@ class CannotApply(CreditsError):
         super().__init__(reason, **details)
         self.reason = reason
         self.user_id = user_id
+
+
+class PublishUnavailable(Unavailable):
+    """Pub/Sub refused or timed out a publish; the change is published again on redelivery."""

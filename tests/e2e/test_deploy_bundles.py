@@ -41,6 +41,7 @@ SETTINGS = {
         "STRIPE_API_BASE": "http://127.0.0.1:9",
     },
     "promo_grant": {},
+    "ledger_events": {"CREDITS_LOW_BALANCE": "100"},
 }
 
 
@@ -204,3 +205,25 @@ def test_the_promo_grant_bundle_applies_a_message_pushed_by_the_subscription(db,
     assert status in (200, 204), promo.log()
     user = db.collection("users_credits").document("bundle-user").get().to_dict()
     assert user["credits_permanent"] == 25 and user["credits_monthly"] == 0
+
+
+@needs_code("ledger_events")
+def test_the_ledger_events_bundle_publishes_a_real_firestore_event(clean_python, pubsub_emulator, tmp_path):
+    from tests.support.events import EventsTopic, document_event, user
+
+    topic = EventsTopic()
+    folder = deploy.build(deploy.bundle("ledger_events"), tmp_path / "ledger_events")
+    env = deploy.clean_env(GOOGLE_CLOUD_PROJECT=PROJECT, PUBSUB_EMULATOR_HOST=pubsub_emulator.host,
+                           CREDITS_EVENTS_TOPIC=topic.name, **SETTINGS["ledger_events"])
+    process = deploy.FunctionProcess(clean_python, folder, "ledger_events", free_port(), env).wait_ready()
+    try:
+        headers, body = document_event("users_credits/bundle-user", user("bundle-user", 0, 50),
+                                       user("bundle-user", 0, 150))
+        status, _ = call("POST", process.url + "/", body, headers)
+        received = topic.pull(2)
+    finally:
+        process.stop()
+        topic.close()
+
+    assert status in (200, 204), process.log()
+    assert [m.event_type for m in received] == ["balance.updated", "balance.low"]

@@ -21,6 +21,14 @@ from tests.support.deploy import TERRAFORM_DIR
 
 MODELS = {"users_credits": BaseUserCredits, "credits_transactions": BaseCreditTransaction}
 SCALARS = {bool: "BOOLEAN", int: "INTEGER", float: "FLOAT", str: "STRING", datetime: "TIMESTAMP"}
+# The columns a BigQuery subscription with write_metadata fills (terraform/events.tf), beside the
+# model's own: the attributes JSON carries event_id, which the views deduplicate on.
+PUBSUB_METADATA = {
+    "subscription_name": ("STRING", "NULLABLE"),
+    "message_id": ("STRING", "NULLABLE"),
+    "publish_time": ("TIMESTAMP", "NULLABLE"),
+    "attributes": ("STRING", "NULLABLE"),
+}
 
 
 def terraform_tables() -> dict[str, dict]:
@@ -70,7 +78,16 @@ def test_a_table_matches_its_model_field_by_field_names_types_and_modes(table):
     expected = {name: column_for(field.annotation)[:2] for name, field in model.model_fields.items()}
 
     assert len(declared) == len(columns), "a column is declared twice"
-    assert declared == expected
+    assert declared == {**expected, **PUBSUB_METADATA}
+    assert not set(expected) & set(PUBSUB_METADATA), "a model field would collide with Pub/Sub's metadata"
+
+
+def test_the_bigquery_subscriptions_write_the_metadata_columns_and_each_table_its_own_event_type():
+    events = (TERRAFORM_DIR / "events.tf").read_text()
+
+    assert "write_metadata      = true" in events and "use_table_schema    = true" in events
+    assert re.search(r'event_type = "transaction.created"\s+table\s+= google_bigquery_table.credits_transactions', events)
+    assert re.search(r'event_type = "balance.updated"\s+table\s+= google_bigquery_table.users_credits', events)
 
 
 def test_users_credits_holds_both_pools_in_place_of_balance():

@@ -1,0 +1,41 @@
+"""CloudEvent function `ledger_events`: Firestore's committed changes out to the events topic.
+
+Eventarc delivers `google.cloud.firestore.document.v1.created` (credits_transactions) and
+`.written` (users_credits) with a protobuf `DocumentEventData` body; the service turns each into
+`transaction.created`, `balance.updated` and `balance.low` messages. Every outcome is decided
+here: returning acknowledges the event, raising makes Eventarc deliver it again, which is right
+only for a fault that may heal. No business rules live here.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import functions_framework
+
+from shared.common import log
+from shared.common.errors import CreditsError
+from shared.events import service
+
+
+@functions_framework.cloud_event
+def ledger_events(cloud_event) -> None:
+    attributes = cloud_event.get_attributes()
+    event_id = str(attributes.get("id"))
+    try:
+        outcome = service.handle(str(attributes.get("type")), attributes, cloud_event.data)
+    except CreditsError as err:
+        if err.transient:
+            log.warning("document event will be redelivered", cloud_event_id=event_id,
+                        document=attributes.get("document"), outcome=err.code, detail=err.message)
+            raise
+        # It can never be published; redelivering it would only fail again.
+        log.warning("document event acknowledged without publishing", cloud_event_id=event_id,
+                    document=attributes.get("document"), outcome=err.code, detail=err.message)
+        return
+    except Exception:
+        log.error("unexpected fault", cloud_event_id=event_id, document=attributes.get("document"),
+                  outcome="internal", exc_info=traceback.format_exc())
+        raise
+    log.info("document event handled", cloud_event_id=event_id, document=outcome.path, user=outcome.user_id,
+             outcome=outcome.name, event_ids=list(outcome.event_ids))

@@ -1,0 +1,1 @@
+"""Events out: what the ledger publishes when Firestore commits a change (CONTRACT section 8)."""

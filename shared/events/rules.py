@@ -1,0 +1,140 @@
+"""What a committed document change publishes: pure rules, no I/O.
+
+Rules enforced here:
+- every `credits_transactions` record publishes one `transaction.created`, its data the record as
+  `GET /transactions` shows it;
+- a `users_credits` write publishes `balance.updated` (the balance as `GET /balance` shows it)
+  only when what that balance shows changed: a write of other fields publishes nothing;
+- `balance.low` fires when a change takes the balance from at least the threshold to below it,
+  both sides compared with the new document's threshold (its `low_balance_threshold`, else the
+  default), so it fires once per crossing and never for a change of the threshold alone; a
+  threshold of 0 or less means none;
+- a deleted document publishes nothing (there is no balance or record left to show);
+- every message's `event_id` is derived from what identifies the change, never from the
+  delivery, so every redelivery of the same change carries the same id:
+    transaction.created  "transaction.created:" + transaction id (one record, one creation)
+    balance.updated      "balance.updated:users_credits/" + user id + "@" + the new document's
+    balance.low          "balance.low:users_credits/" + ...      update_time (each commit of a
+                                                                 document has its own)
+- the ordering key is the user id, so one user's messages keep their order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from pydantic import ValidationError
+
+from ..common.errors import InvalidPayload
+from ..ledger.codec import stored_balance_view, transaction_view
+from ..ledger.models import iso_z
+
+TRANSACTIONS = "credits_transactions"
+USERS = "users_credits"
+
+TRANSACTION_CREATED = "transaction.created"
+BALANCE_UPDATED = "balance.updated"
+BALANCE_LOW = "balance.low"
+EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_UPDATED, BALANCE_LOW)
+
+# What the balance response shows, less `last_updated` (which every commit moves).
+_SHOWN = ("credits_monthly", "credits_permanent", "total_earned", "total_spent")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Pub/Sub message to publish: JSON data, and the attributes consumers filter on."""
+
+    event_type: str
+    user_id: str
+    event_id: str
+    data: dict[str, Any] = field(hash=False)
+
+    @property
+    def ordering_key(self) -> str:
+        return self.user_id
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {"event_type": self.event_type, "user_id": self.user_id, "event_id": self.event_id}
+
+    def payload(self) -> bytes:
+        return json.dumps(self.data, separators=(",", ":"), default=str).encode()
+
+
+def _stamp(moment: Optional[datetime]) -> str:
+    if moment is None:
+        # Eventarc always sends update_time; a change without one cannot be told from another.
+        raise InvalidPayload("the new document has no update_time")
+    return iso_z(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+
+
+def transaction_messages(document_id: str, value: Optional[Mapping[str, Any]]) -> list[Message]:
+    """`transaction.created` for a new transaction record; nothing for a deleted one."""
+    if not value:
+        return []
+    try:
+        record = transaction_view(dict(value))
+    except ValidationError as err:
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in err.errors()})
+        raise InvalidPayload(f"not a transaction record: bad {', '.join(fields)}") from None
+    if record["transaction_id"] != document_id:
+        raise InvalidPayload("transaction_id differs from the document id")
+    return [Message(TRANSACTION_CREATED, record["user_id"], f"{TRANSACTION_CREATED}:{document_id}", record)]
+
+
+def threshold_of(value: Mapping[str, Any], default: int) -> int:
+    """The user's own `low_balance_threshold` when it is an integer, else the default."""
+    own = value.get("low_balance_threshold")
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    return default
+
+
+def balance_messages(
+    user_id: str,
+    value: Optional[Mapping[str, Any]],
+    old_value: Optional[Mapping[str, Any]],
+    update_time: Optional[datetime],
+    default_threshold: int,
+) -> list[Message]:
+    """`balance.updated` when the shown balance changed, then `balance.low` on a downward crossing."""
+    if not value:
+        return []
+    new = stored_balance_view(user_id, dict(value))
+    old = stored_balance_view(user_id, dict(old_value) if old_value else None)
+    if all(new[key] == old[key] for key in _SHOWN):
+        return []
+    change = f"{USERS}/{user_id}@{_stamp(update_time)}"
+    messages = [Message(BALANCE_UPDATED, user_id, f"{BALANCE_UPDATED}:{change}", new)]
+    threshold = threshold_of(value, default_threshold)
+    if threshold > 0 and old["balance"] >= threshold > new["balance"]:
+        low = {
+            "user_id": user_id,
+            "balance": new["balance"],
+            "threshold": threshold,
+            "credits_monthly": new["credits_monthly"],
+            "credits_permanent": new["credits_permanent"],
+        }
+        messages.append(Message(BALANCE_LOW, user_id, f"{BALANCE_LOW}:{change}", low))
+    return messages
+
+
+def messages_for(
+    path: str,
+    value: Optional[Mapping[str, Any]],
+    old_value: Optional[Mapping[str, Any]],
+    update_time: Optional[datetime],
+    default_threshold: int,
+) -> list[Message]:
+    """Every message a change of the document at `path` publishes, in publishing order."""
+    parts = path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] not in (TRANSACTIONS, USERS) or not parts[1]:
+        raise InvalidPayload(f"{path!r} is not a document of {TRANSACTIONS} or {USERS}")
+    collection, document_id = parts
+    if collection == TRANSACTIONS:
+        return transaction_messages(document_id, value)
+    return balance_messages(document_id, value, old_value, update_time, default_threshold)
