@@ -13,9 +13,13 @@ import traceback
 
 import functions_framework
 
-from shared.common import log
+from shared.common import http, log
 from shared.common.errors import CreditsError
 from shared.events import service
+
+# A raised transient fault (so Eventarc redelivers) and whatever functions-framework refuses
+# answer with the error envelope.
+functions_framework.errorhandler(Exception)(http.envelope_handler("ledger_events"))
 
 
 @functions_framework.cloud_event

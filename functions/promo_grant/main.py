@@ -16,11 +16,15 @@ from typing import Any, Optional
 
 import functions_framework
 
-from shared.common import log
+from shared.common import http, log
 from shared.common.errors import CreditsError, InvalidPayload
 from shared.promotions import rejected, schemas, service
 
 MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+# What functions-framework refuses (a GET, a body that is not a CloudEvent) and what this function
+# raises on purpose (a transient fault, so Pub/Sub redelivers) answer with the error envelope.
+functions_framework.errorhandler(Exception)(http.envelope_handler("promo_grant"))
 
 
 @dataclass(frozen=True)

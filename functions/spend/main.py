@@ -6,16 +6,15 @@ response in one place (`spend`). No business rules live here.
 
 from __future__ import annotations
 
-import json
 import traceback
 from typing import Any
 
 import functions_framework
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from shared.common import http, log
-from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound
-from shared.common.validation import UserId, invalid
+from shared.common import http, jsontext, log
+from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
+from shared.common.validation import invalid, user_id
 from shared.spending import service as spending
 from shared.spending.schemas import HistoryQuery, SpendBody
 
@@ -24,29 +23,27 @@ MAX_BODY_BYTES = 64 * 1024
 # A bad CREDITS_SPEND_ORDER fails the start, not the first spend.
 spending.spend_order()
 
-_USER_ID = TypeAdapter(UserId)
+# Whatever the router or functions-framework refuses still answers with the error envelope.
+functions_framework.errorhandler(Exception)(http.envelope_handler("spend", allowed=("GET", "POST")))
 
 
 def _read_json(request) -> Any:
     raw = http.read_body(request, MAX_BODY_BYTES)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON", fields=[{"field": "body", "problem": "malformed JSON"}])
+        return jsontext.loads(raw)
+    except jsontext.BadJson as err:
+        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
 
 
 def _user_id(raw: str) -> str:
-    try:
-        return _USER_ID.validate_python(raw)
-    except ValidationError as exc:
-        raise invalid(exc, "user_id") from None
+    return user_id(raw)
 
 
 def post_spend(request):
     body = _read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
-    header_key = request.headers.get("Idempotency-Key")
+    header_key = http.header(request, "Idempotency-Key")
     if header_key is not None:
         if body.get("idempotency_key", header_key) != header_key:
             raise InvalidRequest(
@@ -75,7 +72,7 @@ def get_transactions(request, user_id: str):
 
 
 def _route(request):
-    parts = request.path.strip("/").split("/")
+    parts = http.path_segments(request)
     if parts == ["spend"]:
         allowed, handler, args = "POST", post_spend, ()
     elif len(parts) == 2 and parts[0] == "balance" and parts[1]:
@@ -83,9 +80,9 @@ def _route(request):
     elif len(parts) == 2 and parts[0] == "transactions" and parts[1]:
         allowed, handler, args = "GET", get_transactions, (parts[1],)
     else:
-        raise NotFound(f"no route for {request.path}")
+        raise http.not_found(request)
     if request.method != allowed:
-        raise MethodNotAllowed(f"{request.path} accepts {allowed} only", allowed=[allowed])
+        raise MethodNotAllowed(f"this route accepts {allowed} only", allowed=[allowed])
     return handler(request, *args)
 
 

@@ -7,7 +7,6 @@ place (`stripe_webhook`). No business rules live here.
 
 from __future__ import annotations
 
-import json
 import traceback
 from typing import Any, Literal
 
@@ -16,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.billing import catalog, stripe_api
 from shared.billing import service as webhooks
-from shared.common import http, log
-from shared.common.errors import CreditsError, InvalidPayload, MethodNotAllowed, NotFound
+from shared.common import http, jsontext, log
+from shared.common.errors import CreditsError, InvalidPayload, MethodNotAllowed
+from shared.common.validation import invalid
 
 # Stripe events are a few KiB; an invoice with hundreds of lines stays well under this, and an
 # unapplied event is stored whole in one Firestore document (1 MiB at most).
@@ -26,6 +26,9 @@ MAX_BODY_BYTES = 512 * 1024
 # A bad catalog or signing secret fails the start, not the first event.
 catalog.get()
 stripe_api.settings()
+
+# Whatever the router or functions-framework refuses still answers with the error envelope.
+functions_framework.errorhandler(Exception)(http.envelope_handler("stripe_webhook"))
 
 
 class EventData(BaseModel):
@@ -46,24 +49,21 @@ class EventEnvelope(BaseModel):
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = jsontext.loads(raw)
         EventEnvelope.model_validate(body)
-    except (ValueError, ValidationError) as exc:
-        fields = (
-            [".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors(include_url=False)]
-            if isinstance(exc, ValidationError)
-            else ["body"]
-        )
-        raise InvalidPayload("the body is not a Stripe event", fields=fields) from None
+    except jsontext.BadJson as err:
+        raise InvalidPayload(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
+    except ValidationError as exc:
+        raise InvalidPayload("the body is not a Stripe event", fields=invalid(exc).details["fields"]) from None
     return body
 
 
 def receive(request):
-    if request.path.strip("/"):
-        raise NotFound(f"no route for {request.path}")
+    if http.path_segments(request):
+        raise http.not_found(request)
     if request.method != "POST":
         raise MethodNotAllowed("/ accepts POST only", allowed=["POST"])
-    raw = http.read_body(request, MAX_BODY_BYTES)
+    raw = http.read_body(request, MAX_BODY_BYTES, malformed=InvalidPayload)
     stripe_api.verify_signature(raw, request.headers.get("Stripe-Signature"))
     body = _parse(raw)
     outcome = webhooks.handle(body, raw.decode("utf-8"))

@@ -22,10 +22,10 @@ def link_document(customer_id: str, user_id: str, event_id: str, now: datetime) 
 
 def user_of(customer_id: str) -> Optional[str]:
     """The user a Stripe customer was last linked to, or None."""
-    data = documents.read(collections.path(collections.STRIPE_CUSTOMERS, customer_id))
+    data = documents.read(collections.customer_link(customer_id))
     return data.get("user_id") if data else None
 
 
 def link(customer_id: str, user_id: str, event_id: str) -> None:
     """Remember which user a Stripe customer belongs to (the latest event that says so wins)."""
-    documents.put(collections.path(collections.STRIPE_CUSTOMERS, customer_id), link_document(customer_id, user_id, event_id, utcnow()))
+    documents.put(collections.customer_link(customer_id), link_document(customer_id, user_id, event_id, utcnow()))

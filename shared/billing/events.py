@@ -6,6 +6,10 @@ Rules enforced here:
   `parent.subscription_item_details` and `pricing.price_details.price` on a line) and the one
   before 2025-03-31 (`subscription`, `subscription_details`, line `price`/`plan`, `proration`);
 - a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
+- ids are taken as sent (never stripped); an id that is not usable text (a control character, a
+  lone surrogate) and a number outside what Stripe can send (a time before 1970 or after 9999, a
+  quantity over a million, an amount beyond 2**53) make the event `CannotApply`, kept with the
+  reason, instead of reaching a document;
 - an envelope that is not a Stripe event is `InvalidPayload`; an event of a handled type whose
   object cannot be read is `CannotApply`, kept for review instead of being refused;
 - values come out as small frozen dataclasses; credits and times are `int`.
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..common.errors import CannotApply, InvalidPayload
+from ..common.validation import text_problem
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,35 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# The latest instant a Unix timestamp may name (9999-12-31T23:59:59Z); Stripe's are far below.
+MAX_TIMESTAMP = 253_402_300_799
+MAX_QUANTITY = 1_000_000
+MAX_MINOR_UNITS = 2**53
+
+
 def _str(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    problem = text_problem(value)
+    if problem:
+        raise CannotApply(f"the event names an id that {problem}: {value[:60]!r}")
+    return value
 
 
 def _int(value: Any) -> Optional[int]:
     return value if type(value) is int else None
+
+
+def _bounded(value: Any, low: int, high: int, what: str) -> Optional[int]:
+    """An integer field within what Stripe can send; CannotApply if it is out of range."""
+    number = _int(value)
+    if number is not None and not low <= number <= high:
+        raise CannotApply(f"{what} {number} is out of range")
+    return number
+
+
+def _timestamp(value: Any, what: str) -> Optional[int]:
+    return _bounded(value, 0, MAX_TIMESTAMP, what)
 
 
 def _ref(value: Any) -> Optional[str]:
@@ -100,24 +128,31 @@ def _ref(value: Any) -> Optional[str]:
 
 
 def _user_id(metadata: Any) -> Optional[str]:
+    # Taken exactly as sent: the user id rules (`validation.UserId`) judge it, not a strip.
     value = _dict(metadata).get("user_id")
-    return (value.strip() or None) if isinstance(value, str) else None
+    return value if isinstance(value, str) and value else None
 
 
 def envelope(body: Any) -> Event:
     """The event envelope of a decoded body, or InvalidPayload if it is not a Stripe event."""
     if not isinstance(body, dict) or body.get("object") != "event":
         raise InvalidPayload("the body is not a Stripe event (no `\"object\": \"event\"`)")
-    event_id, event_type = _str(body.get("id")), _str(body.get("type"))
+    event_id, event_type = body.get("id"), body.get("type")
+    event_id = event_id if isinstance(event_id, str) and event_id and not text_problem(event_id) else None
+    event_type = event_type if isinstance(event_type, str) and event_type and not text_problem(event_type) else None
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if event_id is None or event_type is None or not isinstance(obj, dict):
         raise InvalidPayload("a Stripe event needs a string `id`, a string `type` and an object `data.object`")
-    return Event(event_id, event_type, _int(body.get("created")) or 0, _str(body.get("api_version")), obj)
+    created = _int(body.get("created"))
+    created = created if created is not None and 0 <= created <= MAX_TIMESTAMP else 0
+    api_version = body.get("api_version") if isinstance(body.get("api_version"), str) else None
+    return Event(event_id, event_type, created, api_version, obj)
 
 
 def _period(value: Any) -> Optional[Period]:
-    start, end = _int(_dict(value).get("start")), _int(_dict(value).get("end"))
+    start = _timestamp(_dict(value).get("start"), "period.start")
+    end = _timestamp(_dict(value).get("end"), "period.end")
     return Period(start, end) if start is not None and end is not None else None
 
 
@@ -140,12 +175,12 @@ def _line_proration(line: Mapping[str, Any]) -> bool:
 
 def invoice_line(line: Any) -> InvoiceLine:
     line = _dict(line)
-    quantity = _int(line.get("quantity"))
+    quantity = _bounded(line.get("quantity"), -MAX_QUANTITY, MAX_QUANTITY, "line quantity")
     return InvoiceLine(
         line_id=_str(line.get("id")),
         price_id=_line_price(line),
         quantity=quantity if quantity is not None and quantity > 0 else 1,
-        amount=_int(line.get("amount")) or 0,
+        amount=_bounded(line.get("amount"), -MAX_MINOR_UNITS, MAX_MINOR_UNITS, "line amount") or 0,
         period=_period(line.get("period")),
         proration=_line_proration(line),
     )
@@ -195,7 +230,7 @@ def subscription(obj: Mapping[str, Any]) -> Subscription:
         subscription_id=subscription_id,
         customer_id=_ref(obj.get("customer")),
         user_id=_user_id(obj.get("metadata")),
-        ended_at=_int(obj.get("ended_at")) or _int(obj.get("canceled_at")),
+        ended_at=_timestamp(obj.get("ended_at"), "ended_at") or _timestamp(obj.get("canceled_at"), "canceled_at"),
     )
 
 
@@ -204,6 +239,6 @@ def line_items(items: Any) -> tuple[LineItem, ...]:
     result = []
     for item in items if isinstance(items, list) else []:
         item = _dict(item)
-        quantity = _int(item.get("quantity"))
+        quantity = _bounded(item.get("quantity"), -MAX_QUANTITY, MAX_QUANTITY, "line item quantity")
         result.append(LineItem(_ref(item.get("price")), quantity if quantity is not None and quantity > 0 else 1))
     return tuple(result)

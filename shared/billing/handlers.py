@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..common import log
 from ..common.errors import CannotApply
-from ..common.validation import UserId
+from ..common.validation import UserId, text_problem
 from ..ledger.accounts import Account
 from ..store import collections, documents
 from . import addons, catalog, customers, events, stripe_api, subscriptions, unapplied
@@ -59,8 +59,9 @@ Handled = Union[Answered, EventChange]
 
 
 def customer_of(event: Event) -> Optional[str]:
+    """The event object's customer id, if it is usable text (for logs and the kept record)."""
     customer = event.object.get("customer")
-    return customer if isinstance(customer, str) and customer else None
+    return customer if isinstance(customer, str) and customer and not text_problem(customer) else None
 
 
 def resolve_user(user_id: Optional[str], customer_id: Optional[str]) -> str:
@@ -90,7 +91,7 @@ def _change(event: Event, user_id: str, source: str, markers: list[str], rule, c
         rule=rule,
         unapplied_path=unapplied.path(event.id),
         customer_id=customer_id,
-        link_path=collections.path(collections.STRIPE_CUSTOMERS, customer_id) if customer_id else None,
+        link_path=collections.customer_link(customer_id) if customer_id else None,
         subscription_id=subscription_id,
     )
 

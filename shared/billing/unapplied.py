@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..common.validation import storable
 from ..store import collections, documents, scans
 from ..store.client import utcnow
 
@@ -21,12 +22,14 @@ FAILED = "failed"
 
 
 def path(event_id: str) -> str:
-    return collections.path(collections.UNAPPLIED_EVENTS, event_id)
+    return collections.unapplied_event(event_id)
 
 
 def keep(event_id: str, fields: dict[str, Any]) -> None:
     """Keep (or refresh) an event that could not be applied, counting the attempts."""
-    data = {**fields, "event_id": event_id, "last_attempt_at": utcnow(), "attempts": documents.increment(1)}
+    # A reason may quote what the event sent; Firestore stores only valid UTF-8 text.
+    data = storable({**fields, "event_id": event_id})
+    data.update(last_attempt_at=utcnow(), attempts=documents.increment(1))
     documents.put(path(event_id), data, merge=True)
 
 

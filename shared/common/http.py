@@ -1,8 +1,14 @@
-"""Plain HTTP plumbing shared by the HTTP functions, free of any web framework.
+"""Plain HTTP plumbing shared by the functions, free of any web framework's types.
 
 Rules enforced here:
-- every error body is `{"error": {"code", "message", ...}}`, whatever the status;
-- a request body is read only up to its size limit, so an oversized one is refused whole.
+- every error body of every function is `{"error": {"code", "message", ...}}`, whatever the
+  status and whoever refused the request (our code, the router, functions-framework): the
+  functions install `envelope_handler` for every exception the framework sees;
+- a 405 names the allowed methods in `Allow`; a 503 carries `Retry-After`;
+- a request body is read only up to its size limit, so an oversized one is refused whole, and
+  a body that cannot be read (a broken chunked encoding) is the caller's 400, never a 500;
+- paths and headers are decoded as UTF-8, strictly: an id that is not UTF-8 is a 400, never a
+  replacement character that could name another user.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
-from .errors import CreditsError, PayloadTooLarge, Unavailable
+from . import log
+from .errors import CreditsError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 
 JSON = {"Content-Type": "application/json"}
 RETRY_AFTER_S = 1
@@ -21,16 +28,82 @@ def respond(body: Any, status: int = 200, headers: Optional[Mapping[str, str]] =
 
 
 def error_response(err: CreditsError):
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(err, Unavailable) else None
+    headers: dict[str, str] = {}
+    if isinstance(err, Unavailable):
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if isinstance(err, MethodNotAllowed):
+        headers["Allow"] = ", ".join(err.details.get("allowed") or [])
     return respond(err.body(), err.status, headers)
 
 
-def read_body(request, limit: int) -> bytes:
+INTERNAL = {"error": {"code": "internal", "message": "internal error"}}
+
+# What the router or functions-framework refuses before our code runs, by status.
+_FRAMEWORK_ERRORS = {
+    400: ("invalid_request", "the request is not one this function can read"),
+    404: ("not_found", "no route for this path"),
+    405: ("method_not_allowed", "this route does not accept that method"),
+    413: ("payload_too_large", "the body is too large"),
+}
+
+
+def envelope_handler(function: str, allowed: tuple[str, ...] = ("POST",)):
+    """A handler for every exception the framework catches, answering with the error envelope."""
+
+    def handle(exc: Exception):
+        if isinstance(exc, CreditsError):
+            log.log("WARNING" if exc.status >= 500 else "INFO", "request refused", function=function,
+                    outcome=exc.code, detail=exc.message)
+            return error_response(exc)
+        status = getattr(exc, "code", None)
+        if isinstance(status, int) and status in _FRAMEWORK_ERRORS:
+            code, message = _FRAMEWORK_ERRORS[status]
+            if status == 405:
+                return error_response(MethodNotAllowed(message, allowed=list(allowed)))
+            return respond({"error": {"code": code, "message": message}}, status)
+        if isinstance(status, int) and 400 <= status < 500:
+            return respond({"error": {"code": "invalid_request", "message": str(exc)[:200]}}, status)
+        log.error("unexpected fault", function=function, outcome="internal", error=type(exc).__name__,
+                  detail=str(exc)[:300])
+        return respond(INTERNAL, 500)
+
+    return handle
+
+
+def read_body(request, limit: int, malformed: type[CreditsError] = InvalidRequest) -> bytes:
     """The raw request body, refused with 413 when over `limit` bytes, declared or not."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    # One byte past the limit is enough to know the body is too large without reading it all.
-    raw = request.stream.read(limit + 1)
+    try:
+        # One byte past the limit is enough to know the body is too large without reading it all.
+        raw = request.stream.read(limit + 1)
+    except Exception:  # noqa: BLE001 - whatever the server's reader says, the body is the caller's fault
+        raise malformed("the body could not be read (malformed transfer encoding)",
+                        fields=[{"field": "body", "problem": "cannot be read"}]) from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     return raw
+
+
+def _utf8(raw: str, what: str) -> str:
+    # WSGI hands paths and headers over as latin-1 text of the bytes on the wire.
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise InvalidRequest(f"the {what} is not UTF-8 text", fields=[{"field": what, "problem": "not UTF-8"}]) from None
+
+
+def path_segments(request) -> list[str]:
+    """The request path's segments, decoded strictly as UTF-8 (no empty leading or trailing one)."""
+    raw = request.environ.get("PATH_INFO", "")
+    return [part for part in _utf8(raw, "path").strip("/").split("/")] if raw.strip("/") else []
+
+
+def header(request, name: str) -> Optional[str]:
+    """A header's value, decoded strictly as UTF-8, or None if absent."""
+    value = request.headers.get(name)
+    return None if value is None else _utf8(value, name)
+
+
+def not_found(request) -> NotFound:
+    return NotFound("no route for this path")

@@ -55,11 +55,25 @@ def migration_record_id(user_id: str) -> str:
     return f"txn_migration_{digest('migration:' + user_id)[:32]}"
 
 
-_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+
+
+def is_plain(text: str) -> bool:
+    """Whether `text` can name a document as it is: plain characters, not a reserved name."""
+    return bool(_PLAIN_ID.match(text)) and text not in (".", "..") and not text.startswith("__")
+
+
+def document_id(text: str, prefix: str = "sha256_") -> str:
+    """A document id for an id from outside (Stripe, Pub/Sub): itself when plain, else its digest.
+
+    Plain ids keep their readable names; anything else (a `/`, a reserved `__x__`, a lone
+    surrogate, a control character) is digested, so it can never break or escape a path.
+    """
+    if is_plain(text):
+        return text
+    return prefix + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def rejected_message_id(message_id: str) -> str:
     """The `promo_rejected` document id of a message: its Pub/Sub id when that is a safe id."""
-    if _PLAIN_ID.match(message_id) and message_id not in (".", "..") and not message_id.startswith("__"):
-        return message_id
-    return "msg_" + digest(message_id)
+    return document_id(message_id, prefix="msg_")

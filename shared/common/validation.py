@@ -1,36 +1,96 @@
 """Field rules the edges share, and turning pydantic's complaints into one `invalid_request`.
 
-Rules enforced here:
-- a user id is 1 to 128 characters, holds no `/`, and is a valid Firestore document id;
+Rules enforced here, the same for every id and key wherever it comes from (a body, a path, a
+header, a Pub/Sub message, a Stripe event):
+- an id is taken exactly as sent: never stripped, never decoded lossily; text that is not
+  valid UTF-8 is refused before it gets here (`http.path_segments`, `http.header`);
+- no id or key holds a control character (NUL included) or a lone surrogate;
+- a user id (and any id that names a document, such as a hold id) is 1 to 128 characters,
+  holds no `/`, and is not `.`, `..` or `__...__`, which Firestore refuses;
+- an idempotency key is 1 to 255 characters (it is digested before it names a document);
 - strict types: a boolean, float or string is never taken for an integer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import unicodedata
+from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 from .errors import InvalidRequest
 
 
-def _valid_user_id(value: str) -> str:
-    # Firestore refuses these ids outright; they would otherwise surface as a 500.
-    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
-        raise ValueError("is not a usable user id")
+def text_problem(value: str) -> Optional[str]:
+    """Why `value` cannot be an id or key at all (a control character, a lone surrogate), or None."""
+    for char in value:
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            return "holds a lone surrogate, which is not text"
+        if unicodedata.category(char) == "Cc":
+            return "holds a control character"
+    return None
+
+
+def storable(value: Any) -> Any:
+    """Text as Firestore can store it: a lone surrogate (which only bad input holds) becomes `?`."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
     return value
 
 
-UserId = Annotated[
-    str, Field(strict=True, min_length=1, max_length=128, pattern=r"^[^/]+$"), AfterValidator(_valid_user_id)
-]
+def path_id_problem(value: str) -> Optional[str]:
+    """Why `value` cannot name a document, or None."""
+    if "/" in value:
+        return "holds a '/'"
+    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
+        return "is a name Firestore reserves"
+    return text_problem(value)
 
 
-def invalid(exc: ValidationError, what: str = "request") -> InvalidRequest:
-    """One `invalid_request` naming every offending field."""
+def _path_id(value: str) -> str:
+    problem = path_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _key(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+UserId = Annotated[str, Field(strict=True, min_length=1, max_length=128), AfterValidator(_path_id)]
+# Ids in paths other than a user's (a hold's) follow the user id rules.
+PathId = UserId
+IdempotencyKey = Annotated[str, Field(strict=True, min_length=1, max_length=255), AfterValidator(_key)]
+GrantId = Annotated[str, Field(strict=True, min_length=1, max_length=128), AfterValidator(_key)]
+
+_USER_ID = TypeAdapter(UserId)
+
+
+def user_id(raw: str, field: str = "user_id") -> str:
+    """`raw` if it is a valid user id, else `invalid_request` naming `field`."""
+    try:
+        return _USER_ID.validate_python(raw)
+    except ValidationError as exc:
+        raise invalid(exc, field, loc_prefix=field) from None
+
+
+def invalid(exc: ValidationError, what: str = "request", loc_prefix: Optional[str] = None) -> InvalidRequest:
+    """One `invalid_request` naming every offending field, each with a plain problem."""
     fields: list[dict[str, Any]] = []
     for problem in exc.errors(include_url=False, include_context=False, include_input=False):
-        name = ".".join(str(part) for part in problem["loc"]) or "body"
-        fields.append({"field": name, "problem": problem["msg"]})
+        parts = [str(part) for part in problem["loc"]]
+        name = ".".join(([loc_prefix] if loc_prefix else []) + parts) or "body"
+        message = problem["msg"]
+        # pydantic words a failed AfterValidator as "Value error, <ours>".
+        message = message.removeprefix("Value error, ")
+        fields.append({"field": name, "problem": message})
     names = ", ".join(sorted({f["field"] for f in fields}))
     return InvalidRequest(f"invalid {what}: {names}", fields=fields)

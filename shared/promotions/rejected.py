@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 from ..common import ids, log
 from ..common.errors import InvalidPayload
+from ..common.validation import storable
 from ..store import collections, documents, scans
 from ..store.client import utcnow
 from .schemas import parse_message
@@ -49,7 +50,8 @@ def reject(
     kept = raw[:MAX_KEPT_RAW_BYTES]
     created = documents.create(
         _path(ids.rejected_message_id(message_id)),
-        {
+        # Ids, reasons and attributes may quote bad input; Firestore stores only valid text.
+        storable({
             "message_id": message_id,
             "status": "rejected",
             "reason": reason,
@@ -59,7 +61,7 @@ def reject(
             "raw_truncated": len(kept) < len(raw),
             "attributes": dict(attributes or {}),
             "rejected_at": utcnow(),
-        },
+        }),
     )
     log.warning(
         "promo message rejected" if created else "rejected promo message delivered again",

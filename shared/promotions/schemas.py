@@ -3,20 +3,21 @@
 Rules enforced here:
 - a message is `{"grant_id", "user_ids" (or "user_id" for one), "amount", "description"}`,
   validated strictly: 1 to 500 distinct users (a repeated id counts once), amount 1 to
-  1,000,000, `grant_id` 1 to 128 characters, description up to 500 characters;
+  1,000,000, `grant_id` 1 to 128 characters (no control characters), description up to 500
+  characters;
 - both `user_ids` and `user_id` is ambiguous and refused;
 - data that is not UTF-8 JSON of that shape is `InvalidPayload`, with every problem named.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..common.errors import InvalidPayload
-from ..common.validation import UserId
+from ..common import jsontext
+from ..common.validation import GrantId, UserId
 
 MAX_USERS = 500
 MAX_AMOUNT = 1_000_000
@@ -35,7 +36,7 @@ class PromoMessage(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    grant_id: Annotated[str, Field(min_length=1, max_length=128)]
+    grant_id: GrantId
     user_ids: Annotated[list[UserId], Field(min_length=1), AfterValidator(_distinct)]
     amount: Annotated[int, Field(ge=1, le=MAX_AMOUNT)]
     description: Optional[Annotated[str, Field(max_length=500)]] = None
@@ -55,13 +56,9 @@ class PromoMessage(BaseModel):
 def parse_message(raw: bytes) -> PromoMessage:
     """The promotion a message's data describes; InvalidPayload with the reason if none."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidPayload("message data is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise InvalidPayload("message data is not JSON") from None
+        data = jsontext.loads(raw)
+    except jsontext.BadJson as err:
+        raise InvalidPayload(f"message data is {err}") from None
     if not isinstance(data, dict):
         raise InvalidPayload("message data is not a JSON object")
     try:

@@ -2,8 +2,9 @@
 
 Rules enforced here:
 - a path is built only here, so no raw path string crosses a layer;
-- an id taken from a caller or from Stripe goes into a path only when it is a valid document id
-  (user ids are validated at the edge; keys and message ids are digested by `common.ids`).
+- an id taken from a caller or from Stripe goes into a path only as a valid document id: user
+  ids are validated at the edge; keys are digested; Stripe and Pub/Sub ids keep their names
+  when plain and are digested otherwise (`common.ids.document_id`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ def spend_key(idempotency_key: str) -> str:
 
 def applied_marker(kind: str, key: str) -> str:
     """The marker of a Stripe change applied once per `kind` and key (invoice, period, session...)."""
-    return path(WEBHOOK_APPLIED, f"{kind}:{key}")
+    return path(WEBHOOK_APPLIED, ids.document_id(f"{kind}:{key}"))
+
+
+def customer_link(customer_id: str) -> str:
+    return path(STRIPE_CUSTOMERS, ids.document_id(customer_id))
+
+
+def unapplied_event(event_id: str) -> str:
+    return path(UNAPPLIED_EVENTS, ids.document_id(event_id))
 
 
 def document_id(doc_path: str) -> str:

@@ -175,7 +175,7 @@ def test_a_publish_that_cannot_reach_the_topic_fails_so_eventarc_redelivers(deli
 
     response = deliver("credits_transactions/txn_1", transaction("txn_1", "u1", -3))
 
-    assert response.status_code == 500
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
     assert '"outcome":"unavailable"' in capsys.readouterr().out
     # The ordering key was resumed: the next event for the same user goes out.
     monkeypatch.setenv("CREDITS_EVENTS_TOPIC", topic.name)

@@ -205,7 +205,8 @@ def test_a_transient_fault_raises_and_the_redelivery_applies_once(promo, db, mon
     settings.reset()
     try:
         response = promo(data, "m-out")
-        assert response.status_code == 500  # the function raised: Pub/Sub will redeliver
+        # The function raised a transient fault: a 503 in the error envelope, so Pub/Sub redelivers.
+        assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
     finally:
         monkeypatch.undo()
         settings.reset()
@@ -301,7 +302,7 @@ def test_a_bad_message_that_cannot_be_kept_yet_is_not_acknowledged(promo, db, mo
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     settings.reset()
     try:
-        assert promo(b"not json", "m-later").status_code == 500  # redelivered until it can be kept
+        assert promo(b"not json", "m-later").status_code == 503  # redelivered until it can be kept
     finally:
         monkeypatch.undo()
         settings.reset()
@@ -369,7 +370,7 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
 
         monkeypatch.setattr(WriteBatch, "commit", commit_then_go_down)
         capsys.readouterr()
-        assert promo(data, "m-mid").status_code == 500  # raised: Pub/Sub will redeliver
+        assert promo(data, "m-mid").status_code == 503  # raised: Pub/Sub will redeliver
         monkeypatch.setattr(WriteBatch, "commit", real_commit)
         assert '"message":"promo message will be redelivered"' in capsys.readouterr().out
 
