@@ -14,6 +14,7 @@ Rules enforced here:
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any, Mapping, Optional
 
 from . import log
@@ -44,6 +45,7 @@ _FRAMEWORK_ERRORS = {
     404: ("not_found", "no route for this path"),
     405: ("method_not_allowed", "this route does not accept that method"),
     413: ("payload_too_large", "the body is too large"),
+    415: ("unsupported_media_type", "the body is not of a type this function reads"),
 }
 
 
@@ -94,9 +96,23 @@ def _utf8(raw: str, what: str) -> str:
 
 
 def path_segments(request) -> list[str]:
-    """The request path's segments, decoded strictly as UTF-8 (no empty leading or trailing one)."""
-    raw = request.environ.get("PATH_INFO", "")
-    return [part for part in _utf8(raw, "path").strip("/").split("/")] if raw.strip("/") else []
+    """The request path's segments, decoded strictly as UTF-8 (no empty leading or trailing one).
+
+    Read from the request line as sent (`RAW_URI`, which gunicorn and werkzeug keep), because
+    servers differ in how they decode `PATH_INFO` and some replace what is not UTF-8.
+    """
+    environ = request.environ
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri:
+        raw_path = urllib.parse.urlsplit(raw_uri).path if "://" in raw_uri else raw_uri.split("?", 1)[0]
+        try:
+            path = urllib.parse.unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("the path is not UTF-8 text", fields=[{"field": "path", "problem": "not UTF-8"}]) from None
+    else:
+        path = _utf8(environ.get("PATH_INFO", ""), "path")
+    path = path.strip("/")
+    return path.split("/") if path else []
 
 
 def header(request, name: str) -> Optional[str]:
