@@ -9,7 +9,8 @@ Rules enforced here:
   earlier run, a concurrent writer) fails the whole batch atomically; that batch is then redone
   user by user through `change_user`, which reads the documents and decides again;
 - a fault that may heal raises `Unavailable`; batches committed before it stay committed, which
-  is safe because every repeat of a committed user fails on its create-only marker.
+  is safe because every repeat of a committed user fails on its create-only marker; a batch
+  whose reply was lost is resolved (landed, or fenced off for good) before anything is said.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ..common import log
-from . import collections
+from ..common.errors import CreditsError
+from . import collections, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
 from .commit import change_user, snapshot_of, stage
@@ -46,6 +48,16 @@ class UserChange(Generic[R]):
 class _Staged(Generic[R]):
     index: int
     change: Change[R]
+    user_snap: Any
+
+
+@dataclass
+class _Commit(Generic[R]):
+    """One batch on its way: its users, the `change_id` they all carry, the pending commit."""
+
+    group: list[_Staged[R]]
+    change_id: str
+    future: Any
 
 
 def _creates_what_it_reads(item: UserChange, change: Change) -> bool:
@@ -72,14 +84,14 @@ def change_users(
     db = client()
     results: dict[int, R] = {}
     one_by_one: list[int] = []
-    commits: list[tuple[list[_Staged[R]], Any]] = []
+    commits: list[_Commit[R]] = []
     indexed = list(enumerate(items))
     slices = [indexed[k : k + READ_SLICE_USERS] for k in range(0, len(indexed), READ_SLICE_USERS)]
     # Reading the next slice and committing a full batch wait on Firestore; they run beside the
     # CPU-bound deciding and staging of the current slice. Batches hold different users, so
     # their commits are independent.
     with ThreadPoolExecutor(max_workers=PIPELINE_THREADS) as pool:
-        batch, group, size = db.batch(), [], 0
+        batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
         reading = pool.submit(_read_users, db, slices[0], operation) if slices else None
         for number, part in enumerate(slices):
             snaps = reading.result()
@@ -99,33 +111,56 @@ def change_users(
                     one_by_one.append(index)
                     continue
                 if group and size + writes > max_writes:
-                    commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
-                    batch, group, size = db.batch(), [], 0
-                stage(batch, user_snap, snapshot.user_data, change, now)
-                group.append(_Staged(index, change))
+                    commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+                    batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+                stage(batch, user_snap, snapshot.user_data, change, now, change_id)
+                group.append(_Staged(index, change, user_snap))
                 size += writes
         if group:
-            commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+            commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
 
     transient: Optional[Exception] = None
-    for group, commit in commits:
-        try:
-            commit.result()
-        except RACE_LOST as exc:
-            log.info("batch fell back to per-user commits", operation=operation, users=len(group),
-                     reason=type(exc).__name__)
-            one_by_one.extend(entry.index for entry in group)
-            continue
-        except TRANSIENT as exc:
-            transient = exc
-            continue
-        for entry in group:
-            results[entry.index] = entry.change.result
+    for commit in commits:
+        landed = _landed(commit, operation)
+        if isinstance(landed, Exception):
+            transient = landed
+        elif landed:
+            results.update((entry.index, entry.change.result) for entry in commit.group)
+        else:
+            log.info("batch fell back to per-user commits", operation=operation, users=len(commit.group))
+            one_by_one.extend(entry.index for entry in commit.group)
+    if isinstance(transient, CreditsError):
+        raise transient
     if transient is not None:
         raise unavailable(transient, operation) from transient
     if one_by_one:
         results.update(_one_by_one(items, sorted(one_by_one), operation))
     return [results[index] for index in range(len(items))]
+
+
+def _landed(commit: _Commit, operation: str):
+    """True if the batch committed, False if it must be redone user by user, or the fault to raise.
+
+    A batch is atomic, so its first user tells for all: a lost reply is resolved on that user
+    (`outcome.resolve`), and a fence there keeps the whole stalled batch from landing later.
+    """
+    try:
+        commit.future.result()
+        return True
+    except RACE_LOST:
+        return False
+    except outcome.AMBIGUOUS as exc:
+        first = commit.group[0]
+        resolved = outcome.resolve(first.user_snap, commit.change_id, outcome.witness(first.change), operation)
+        if resolved is outcome.Outcome.LANDED:
+            return True
+        if resolved is outcome.Outcome.MOVED:
+            return False
+        if resolved is outcome.Outcome.UNKNOWN:
+            return outcome.OutcomeUnknown("Firestore did not answer, so whether a batch of grants was made is not known")
+        return exc
+    except TRANSIENT as exc:
+        return exc
 
 
 def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[int, Any]:

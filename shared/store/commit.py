@@ -11,7 +11,9 @@ Rules enforced here:
 - within one process, changes to the same user take turns (a striped lock), so threads of
   one instance do not burn round trips racing each other; across instances the precondition
   alone keeps changes serial;
-- a Firestore fault that may heal is raised as `Unavailable`, never half-applied.
+- a Firestore fault that may heal is raised as `Unavailable`, never half-applied; a commit whose
+  reply was lost is resolved first (`outcome`): answered as made if it landed, and as not made
+  only once it is fenced off for good.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from google.cloud import firestore
 from ..common import log
 from ..common.errors import Unavailable
 from ..ledger import codec
-from . import collections
+from . import collections, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
 
@@ -85,12 +87,28 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         change = decide(snapshot)
         if not change.writes_anything:
             return change.result
+        if change.account is None:
+            # Without the user document's precondition a lost reply could never be fenced off.
+            raise ValueError("a change that commits must write the user document")
         batch = db.batch()
-        stage(batch, user_snap, snapshot.user_data, change, snapshot.now)
+        change_id = outcome.new_change_id()
+        stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id)
         try:
             batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
             return change.result
         except RACE_LOST:
+            _backoff(attempt)
+        except outcome.AMBIGUOUS as exc:
+            # The commit may have landed, or may land later: learn which before answering.
+            resolved = outcome.resolve(user_snap, change_id, outcome.witness(change), operation)
+            if resolved is outcome.Outcome.LANDED:
+                return change.result
+            if resolved is outcome.Outcome.FENCED:
+                raise unavailable(exc, operation) from exc
+            if resolved is outcome.Outcome.UNKNOWN:
+                raise outcome.OutcomeUnknown(
+                    "Firestore did not answer, so whether the change was made is not known; "
+                    "retry with the same idempotency key") from exc
             _backoff(attempt)
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
@@ -98,10 +116,10 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     raise Unavailable("too many concurrent changes to this user; retry later")
 
 
-def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
+def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> None:
     """Put every write of one user's change into `batch`, so it commits whole or not at all."""
     db = client()
-    _stage_user(batch, user_snap, user_data, change, now)
+    _stage_user(batch, user_snap, user_data, change, now, change_id)
     for record in change.records:
         ref = db.document(collections.transaction(record.transaction_id))
         data = codec.transaction_document(record)
@@ -114,10 +132,11 @@ def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
         batch.delete(db.document(path))
 
 
-def _stage_user(batch, user_snap, user_data, change: Change, now: datetime) -> None:
+def _stage_user(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> None:
     if change.account is None:
         return
-    data = codec.user_document(change.account, now, change.user_fields)
+    # `change_id` lets a commit whose reply was lost be recognised (`outcome.resolve`).
+    data = {**codec.user_document(change.account, now, change.user_fields), outcome.CHANGE_ID: change_id}
     if not user_snap.exists:
         batch.create(user_snap.reference, data)
         return

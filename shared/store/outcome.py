@@ -1,0 +1,127 @@
+"""Finding out what became of a commit whose reply never came, before anyone is told.
+
+A commit that fails with a deadline, `unavailable` or `internal` may still have landed, or may
+land later (its request can sit in a stalled connection). Answering 503 then would be a lie
+that invites a second spend. So, before answering, the store resolves the outcome:
+
+Rules enforced here:
+- every commit writes a fresh `change_id` on its user document, and knows one document it
+  creates (its first record or marker): finding either means the commit landed (LANDED), and
+  the caller answers with the change's result;
+- if the user document is exactly as the commit's precondition expects (same update time, or
+  still absent), the commit has not landed yet: a fence (a write of a new `change_id` under
+  that same precondition) is committed first, so the stalled commit can never land later
+  (FENCED); only then is the caller told nothing was written;
+- if the user document moved without our witness, another writer's change landed and ours,
+  conditioned on the old version, can never land (MOVED): the caller decides again;
+- the resolution uses a client of its own (a fresh connection: the stalled one may still hold
+  the commit) and keeps trying within `RESOLVE_BUDGET_S`; if Firestore stays unreachable that
+  long the outcome is UNKNOWN, which the caller reports as such, never as "nothing written".
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from enum import Enum
+from typing import Any, Optional
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from ..common import log, settings
+from ..common.errors import Unavailable
+from ..ledger import codec
+from ..ledger.accounts import Account
+from . import collections
+from .change import Change
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, utcnow
+
+CHANGE_ID = "change_id"
+RESOLVE_BUDGET_S = 30.0
+
+# Faults after which a commit may or may not have been applied.
+AMBIGUOUS = (
+    gexc.DeadlineExceeded,
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.Unknown,
+    gexc.GatewayTimeout,
+    gexc.BadGateway,
+    gexc.RetryError,
+)
+
+
+class Outcome(str, Enum):
+    LANDED = "landed"
+    FENCED = "fenced"
+    MOVED = "moved"
+    UNKNOWN = "unknown"
+
+
+class OutcomeUnknown(Unavailable):
+    """A commit's outcome could not be learned: Firestore stayed unreachable; retry with the same key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, outcome="unknown")
+
+
+def new_change_id() -> str:
+    return uuid.uuid4().hex
+
+
+def witness(change: Change) -> Optional[str]:
+    """A document only this change creates: its first record, else its first marker."""
+    if change.records:
+        return collections.transaction(change.records[0].transaction_id)
+    return next(iter(change.create), None)
+
+
+def resolve(user_snap: Any, change_id: str, witness_path: Optional[str], operation: str) -> Outcome:
+    """What became of the commit that wrote `change_id` over the version `user_snap` saw."""
+    db = firestore.Client(project=settings.project())
+    user_path = user_snap.reference.path
+    refs = [db.document(user_path)] + ([db.document(witness_path)] if witness_path else [])
+    deadline = time.monotonic() + RESOLVE_BUDGET_S
+    attempt = 0
+    try:
+        while time.monotonic() < deadline:
+            attempt += 1
+            try:
+                outcome = _resolve_once(db, refs, user_snap, change_id)
+            except RACE_LOST:
+                continue  # the document moved while we fenced: look again
+            except TRANSIENT:
+                time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+                continue
+            log.warning("commit outcome resolved", operation=operation, user_id=collections.document_id(user_path),
+                        outcome=outcome.value, attempts=attempt)
+            return outcome
+    finally:
+        db.close()
+    log.error("commit outcome unknown", operation=operation, user_id=collections.document_id(user_path),
+              outcome=Outcome.UNKNOWN.value, attempts=attempt)
+    return Outcome.UNKNOWN
+
+
+def _resolve_once(db, refs, user_snap, change_id: str) -> Outcome:
+    snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
+    current = snaps[refs[0].path]
+    data = current.to_dict() if current.exists else None
+    if (data or {}).get(CHANGE_ID) == change_id or (len(refs) > 1 and snaps[refs[1].path].exists):
+        return Outcome.LANDED
+    fence = {CHANGE_ID: new_change_id()}
+    if not user_snap.exists:
+        if current.exists:
+            return Outcome.MOVED
+        # The commit would have created the document: creating it first (with no credits) fences it.
+        user_id = collections.document_id(refs[0].path)
+        db.batch().create(refs[0], {**codec.user_document(Account(user_id), utcnow()), **fence}).commit(
+            retry=None, timeout=RPC_TIMEOUT_S)
+        return Outcome.FENCED
+    if not current.exists or current.update_time != user_snap.update_time:
+        return Outcome.MOVED
+    refs[0].update(fence, option=db.write_option(last_update_time=user_snap.update_time), retry=None,
+                   timeout=RPC_TIMEOUT_S)
+    return Outcome.FENCED
