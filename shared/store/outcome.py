@@ -14,9 +14,10 @@ Rules enforced here:
   (FENCED); only then is the caller told nothing was written;
 - if the user document moved without our witness, another writer's change landed and ours,
   conditioned on the old version, can never land (MOVED): the caller decides again;
-- the resolution uses a client of its own (a fresh connection: the stalled one may still hold
-  the commit) and keeps trying within `RESOLVE_BUDGET_S`; if Firestore stays unreachable that
-  long the outcome is UNKNOWN, which the caller reports as such, never as "nothing written".
+- the fence and the stalled commit are conditioned on the same version, so exactly one of them
+  can land, whatever order they reach Firestore in: the resolution is right on any connection;
+- it keeps trying within `RESOLVE_BUDGET_S`; if Firestore stays unreachable that long the
+  outcome is UNKNOWN, which the caller reports as such, never as "nothing written".
 """
 
 from __future__ import annotations
@@ -28,15 +29,13 @@ from enum import Enum
 from typing import Any, Optional
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
-from ..common import log, settings
+from ..common import log
 from ..common.errors import Unavailable
 from ..ledger import codec
 from ..ledger.accounts import Account
 from . import collections
 from .change import Change
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, utcnow
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, utcnow
 
 CHANGE_ID = "change_id"
 RESOLVE_BUDGET_S = 30.0
@@ -80,26 +79,23 @@ def witness(change: Change) -> Optional[str]:
 
 def resolve(user_snap: Any, change_id: str, witness_path: Optional[str], operation: str) -> Outcome:
     """What became of the commit that wrote `change_id` over the version `user_snap` saw."""
-    db = firestore.Client(project=settings.project())
+    db = client()
     user_path = user_snap.reference.path
     refs = [db.document(user_path)] + ([db.document(witness_path)] if witness_path else [])
     deadline = time.monotonic() + RESOLVE_BUDGET_S
     attempt = 0
-    try:
-        while time.monotonic() < deadline:
-            attempt += 1
-            try:
-                outcome = _resolve_once(db, refs, user_snap, change_id)
-            except RACE_LOST:
-                continue  # the document moved while we fenced: look again
-            except TRANSIENT:
-                time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
-                continue
-            log.warning("commit outcome resolved", operation=operation, user_id=collections.document_id(user_path),
-                        outcome=outcome.value, attempts=attempt)
-            return outcome
-    finally:
-        db.close()
+    while time.monotonic() < deadline:
+        attempt += 1
+        try:
+            outcome = _resolve_once(db, refs, user_snap, change_id)
+        except RACE_LOST:
+            continue  # the document moved while we fenced: look again
+        except TRANSIENT:
+            time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+            continue
+        log.warning("commit outcome resolved", operation=operation, user_id=collections.document_id(user_path),
+                    outcome=outcome.value, attempts=attempt)
+        return outcome
     log.error("commit outcome unknown", operation=operation, user_id=collections.document_id(user_path),
               outcome=Outcome.UNKNOWN.value, attempts=attempt)
     return Outcome.UNKNOWN
@@ -117,8 +113,8 @@ def _resolve_once(db, refs, user_snap, change_id: str) -> Outcome:
             return Outcome.MOVED
         # The commit would have created the document: creating it first (with no credits) fences it.
         user_id = collections.document_id(refs[0].path)
-        db.batch().create(refs[0], {**codec.user_document(Account(user_id), utcnow()), **fence}).commit(
-            retry=None, timeout=RPC_TIMEOUT_S)
+        refs[0].create({**codec.user_document(Account(user_id), utcnow()), **fence}, retry=None,
+                       timeout=RPC_TIMEOUT_S)
         return Outcome.FENCED
     if not current.exists or current.update_time != user_snap.update_time:
         return Outcome.MOVED
