@@ -12,6 +12,7 @@ Ports (each can be moved with the environment variable named beside it):
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -43,6 +44,9 @@ def wait_for_port(port_number: int, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"nothing listens on port {port_number} after {timeout}s")
 
 
+_PAGE_TOKEN_KEY = secrets.token_urlsafe(32)
+
+
 def function_env(firestore: Emulator, pubsub: Emulator) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
@@ -52,6 +56,8 @@ def function_env(firestore: Emulator, pubsub: Emulator) -> dict[str, str]:
     env.setdefault("CREDITS_CATALOG", str(ROOT / "config" / "catalog.example.json"))
     env.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_local_development_secret")
     env.setdefault("STRIPE_API_KEY", "sk_test_local_development_key")
+    # One key for this run, so page tokens continue across the functions' restarts of this run.
+    env.setdefault("CREDITS_PAGE_TOKEN_KEY", _PAGE_TOKEN_KEY)
     return env
 
 

@@ -189,6 +189,17 @@ resource "google_cloudfunctions2_function" "function" {
         version    = var.stripe_secret_versions[secret_environment_variables.key]
       }
     }
+
+    # spend signs its page tokens with a key that lives only in Secret Manager.
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "spend" ? { CREDITS_PAGE_TOKEN_KEY = google_secret_manager_secret.page_token_key.secret_id } : {}
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = var.page_token_key_version
+      }
+    }
   }
 
   depends_on = [
@@ -198,6 +209,7 @@ resource "google_cloudfunctions2_function" "function" {
     google_project_iam_member.builder_sources,
     google_artifact_registry_repository_iam_member.builder_images,
     google_secret_manager_secret_iam_member.webhook_reads_stripe,
+    google_secret_manager_secret_iam_member.spend_reads_page_token_key,
   ]
 }
 

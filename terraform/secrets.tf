@@ -27,3 +27,24 @@ resource "google_secret_manager_secret_iam_member" "webhook_reads_stripe" {
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.function["stripe_webhook"].member
 }
+
+# The key that signs the spend API's history page tokens: a secret, so a token cannot be forged
+# from the source. Add a version of random bytes once (see the README's Secrets section).
+resource "google_secret_manager_secret" "page_token_key" {
+  secret_id = "${var.name_prefix}-page-token-key"
+  labels = {
+    env_var = "credits_page_token_key"
+  }
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_secret_manager_secret_iam_member" "spend_reads_page_token_key" {
+  secret_id = google_secret_manager_secret.page_token_key.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.function["spend"].member
+}

@@ -130,3 +130,9 @@ variable "events_max_delivery_attempts" {
     error_message = "Pub/Sub accepts 5 to 100 delivery attempts."
   }
 }
+
+variable "page_token_key_version" {
+  description = "Version of the page-token key secret the spend function reads (a version number pins it; latest is read when an instance starts)."
+  type        = string
+  default     = "latest"
+}
