@@ -22,7 +22,7 @@ from ..common import log
 from . import collections
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
-from .commit import change_user, snapshot_of, stage
+from .commit import change_user, decide_settled, snapshot_of, stage
 
 R = TypeVar("R")
 
@@ -88,8 +88,9 @@ def change_users(
             now = utcnow()
             for index, item in part:
                 user_snap = snaps[index]
-                snapshot = snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
-                change = item.decide(snapshot)
+                snapshot, change = decide_settled(
+                    item.decide, snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
+                )
                 writes = change.writes
                 if not change.writes_anything:
                     results[index] = change.result
@@ -101,7 +102,7 @@ def change_users(
                 if group and size + writes > max_writes:
                     commits.append((group, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
                     batch, group, size = db.batch(), [], 0
-                stage(batch, user_snap, snapshot.user_data, change, now)
+                stage(batch, user_snap, snapshot.user_data, change, snapshot.now)
                 group.append(_Staged(index, change))
                 size += writes
         if group:
