@@ -22,8 +22,10 @@ def out(*args) -> None:
 
 @contextlib.contextmanager
 def fresh_firestore() -> Iterator[Emulator]:
-    """A Firestore emulator of the benchmark's own, with the environment pointing at it."""
-    emulator = Emulator("firestore").start()
+    """A Firestore emulator of the benchmark's own, with the environment pointing at it
+    (or the running one `CREDITS_TEST_FIRESTORE` names, wiped first, as the tests use it)."""
+    emulator = Emulator.shared_or_started("firestore")
+    emulator.reset()
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
     try:

@@ -63,3 +63,30 @@ resource "google_firestore_index" "transactions_by_user" {
     order      = "DESCENDING"
   }
 }
+
+# The hold expiry sweep: status == "held" and expires_at <= now, soonest first
+# (shared/store/scans.py's expired_holds).
+resource "google_firestore_index" "expired_holds" {
+  database   = google_firestore_database.credits.name
+  collection = "credit_holds"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "expires_at"
+    order      = "ASCENDING"
+  }
+}
+
+# A user's open holds are read with the user document, never queried: indexing their subfields
+# would only add index writes to every change of a user with open holds.
+resource "google_firestore_field" "open_holds_unindexed" {
+  database   = google_firestore_database.credits.name
+  collection = "users_credits"
+  field      = "open_holds"
+
+  index_config {}
+}

@@ -7,7 +7,7 @@ response in one place (`spend`). No business rules live here.
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, Optional
 
 import functions_framework
 from pydantic import ValidationError
@@ -15,8 +15,11 @@ from pydantic import ValidationError
 from shared.common import http, jsontext, log
 from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
 from shared.common.validation import invalid, user_id
+from shared.spending import holds_service
 from shared.spending import service as spending
-from shared.spending.schemas import HistoryQuery, SpendBody
+from shared.spending.holds import HoldRequest, SettleRequest
+from shared.spending.refunds import RefundRequest
+from shared.spending.schemas import CaptureBody, HistoryQuery, HoldBody, RefundBody, SpendBody, SweepBody
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -27,36 +30,15 @@ spending.spend_order()
 functions_framework.errorhandler(Exception)(http.envelope_handler("spend", allowed=("GET", "POST")))
 
 
-def _read_json(request) -> Any:
-    raw = http.read_body(request, MAX_BODY_BYTES)
-    try:
-        return jsontext.loads(raw)
-    except jsontext.BadJson as err:
-        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
-
-
-def _user_id(raw: str) -> str:
-    return user_id(raw)
+def _user_id(raw: str, what: str = "user_id") -> str:
+    return user_id(raw, what)
 
 
 def post_spend(request):
-    body = _read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
-    header_key = http.header(request, "Idempotency-Key")
-    if header_key is not None:
-        if body.get("idempotency_key", header_key) != header_key:
-            raise InvalidRequest(
-                "the Idempotency-Key header and idempotency_key field differ",
-                fields=[{"field": "idempotency_key", "problem": "differs from the Idempotency-Key header"}],
-            )
-        body = {**body, "idempotency_key": header_key}
-    try:
-        req = SpendBody.model_validate(body)
-    except ValidationError as exc:
-        raise invalid(exc) from None
-    result = spending.spend(req.user_id, req.amount, req.description or "", req.idempotency_key)
-    return http.respond(result.body, 200, {"Idempotent-Replayed": "true"} if result.replayed else None)
+    req = _validated(SpendBody, _keyed_body(request, "idempotency_key"))
+    if req.dry_run:
+        return http.respond(holds_service.preview(req.user_id, req.amount, req.description or "").body)
+    return _replayable(spending.spend(req.user_id, req.amount, req.description or "", req.idempotency_key))
 
 
 def get_balance(request, user_id: str):
@@ -71,6 +53,74 @@ def get_transactions(request, user_id: str):
     return http.respond(spending.history(_user_id(user_id), query.limit, query.page_token))
 
 
+def _keyed_body(request, key_field: Optional[str], optional: bool = False) -> dict:
+    """The JSON object body (an empty one is `{}` when `optional`), with the `Idempotency-Key`
+    header as `key_field` (header and field must agree)."""
+    raw = http.read_body(request, MAX_BODY_BYTES)
+    if optional and not raw.strip():
+        return {}
+    try:
+        body = jsontext.loads(raw)
+    except jsontext.BadJson as err:
+        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
+    header_key = http.header(request, "Idempotency-Key")
+    if key_field is not None and header_key is not None:
+        if body.get(key_field, header_key) != header_key:
+            raise InvalidRequest(
+                f"the Idempotency-Key header and {key_field} field differ",
+                fields=[{"field": key_field, "problem": "differs from the Idempotency-Key header"}],
+            )
+        body = {**body, key_field: header_key}
+    return body
+
+
+def _validated(model, body):
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _replayable(result):
+    return http.respond(result.body, 200, {"Idempotent-Replayed": "true"} if result.replayed else None)
+
+
+def post_refunds(request):
+    req = _validated(RefundBody, _keyed_body(request, "idempotency_key"))
+    refund = RefundRequest(req.user_id, req.spend_key, req.amount, req.description or "Refund", req.idempotency_key)
+    return _replayable(holds_service.refund(refund))
+
+
+def post_holds(request):
+    req = _validated(HoldBody, _keyed_body(request, "hold_id"))
+    hold = HoldRequest(req.user_id, req.amount, req.hold_id, req.description or "Credits held", req.expires_in)
+    return _replayable(holds_service.hold(hold))
+
+
+def post_hold_capture(request, hold_id: str):
+    hold_id = _user_id(hold_id, "hold_id")
+    # The body is read (and size-checked) before any path work, so a bad body writes nothing.
+    req = _validated(CaptureBody, _keyed_body(request, None, optional=True))
+    return _replayable(holds_service.settle(SettleRequest(hold_id, release=False, amount=req.amount)))
+
+
+def post_hold_release(request, hold_id: str):
+    hold_id = _user_id(hold_id, "hold_id")
+    http.read_body(request, MAX_BODY_BYTES)
+    return _replayable(holds_service.settle(SettleRequest(hold_id, release=True)))
+
+
+def get_hold(request, hold_id: str):
+    return http.respond(holds_service.get_hold(_user_id(hold_id, "hold_id")))
+
+
+def post_sweep_holds(request):
+    req = _validated(SweepBody, _keyed_body(request, None, optional=True))
+    return http.respond(holds_service.sweep(req.limit))
+
+
 def _route(request):
     parts = http.path_segments(request)
     if parts == ["spend"]:
@@ -79,6 +129,16 @@ def _route(request):
         allowed, handler, args = "GET", get_balance, (parts[1],)
     elif len(parts) == 2 and parts[0] == "transactions" and parts[1]:
         allowed, handler, args = "GET", get_transactions, (parts[1],)
+    elif parts == ["refunds"]:
+        allowed, handler, args = "POST", post_refunds, ()
+    elif parts == ["holds"]:
+        allowed, handler, args = "POST", post_holds, ()
+    elif len(parts) == 2 and parts[0] == "holds" and parts[1]:
+        allowed, handler, args = "GET", get_hold, (parts[1],)
+    elif len(parts) == 3 and parts[0] == "holds" and parts[1] and parts[2] in ("capture", "release"):
+        allowed, handler, args = "POST", post_hold_capture if parts[2] == "capture" else post_hold_release, (parts[1],)
+    elif parts == ["sweep", "holds"]:
+        allowed, handler, args = "POST", post_sweep_holds, ()
     else:
         raise http.not_found(request)
     if request.method != allowed:

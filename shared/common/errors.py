@@ -68,6 +68,48 @@ class IdempotencyConflict(CreditsError):
     code = "idempotency_conflict"
 
 
+class SpendNotFound(CreditsError):
+    """No spend with that key was made for that user."""
+
+    status = 404
+    code = "spend_not_found"
+
+
+class HoldNotFound(CreditsError):
+    """No hold has that id."""
+
+    status = 404
+    code = "hold_not_found"
+
+
+class RefundExceedsSpend(CreditsError):
+    """A refund asks for more than what remains of its spend."""
+
+    status = 409
+    code = "refund_exceeds_spend"
+
+
+class CaptureExceedsHold(CreditsError):
+    """A capture asks for more than the hold holds."""
+
+    status = 409
+    code = "capture_exceeds_hold"
+
+
+class HoldNotOpen(CreditsError):
+    """The hold is no longer held (captured, released or expired), so it cannot be settled again."""
+
+    status = 409
+    code = "hold_not_open"
+
+
+class TooManyHolds(CreditsError):
+    """The user already has as many open holds as one account may keep."""
+
+    status = 409
+    code = "too_many_open_holds"
+
+
 class PoolUnderflow(CreditsError):
     """A change would take a pool below zero."""
 

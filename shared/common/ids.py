@@ -38,6 +38,11 @@ def spend_key_id(idempotency_key: str) -> str:
     return digest(idempotency_key)
 
 
+def open_hold_key(hold_id: str) -> str:
+    """The key of a hold in its user's `open_holds` map (a map key must not be raw caller text)."""
+    return "h" + digest("hold:" + hold_id)[:31]
+
+
 def adjustment_id(idempotency_key: str | None = None) -> str:
     """An adjustment's audit id: derived from its key when it has one, random otherwise."""
     if idempotency_key is None:

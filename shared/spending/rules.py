@@ -7,7 +7,8 @@ Rules enforced here:
   same commit as the spend and stores the response, so a repeat gets that response;
 - keys are global: the same key with any other user, amount or description is a conflict;
 - a refused spend (insufficient credits) writes nothing, so its key is not remembered;
-- a legacy account is migrated in the same commit as its first spend.
+- a legacy account is migrated in the same commit as its first spend;
+- a preview (`dry_run`) is decided exactly like the spend and writes nothing, key or not.
 """
 
 from __future__ import annotations
@@ -114,3 +115,20 @@ def decide_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Ch
     if command is not None:
         create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id)
     return Change(result=SpendResult(body, replayed=False), account=after, records=written, create=create)
+
+
+def preview_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Change[SpendResult]:
+    """What the spend would do, written nowhere: its entries and the balance after, or its 402."""
+    account, _ = accounts.migrate(snap.account)
+    entries = plan_spend(account, request.amount, request.description, order)
+    after = accounts.apply(account, entries)
+    body = {
+        "user_id": request.user_id,
+        "amount": request.amount,
+        "dry_run": True,
+        "transactions": [
+            {"pool": entry.pool.value, "amount": entry.amount, "description": entry.description} for entry in entries
+        ],
+        "balance": codec.balance_view(after, snap.now),
+    }
+    return Change(result=SpendResult(body, replayed=False))

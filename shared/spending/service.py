@@ -3,7 +3,8 @@
 Rules enforced here:
 - a spend is decided by `rules.decide_spend` and committed by `store.commit.change_user` with
   its key's marker, so it is applied at most once per key;
-- a balance read writes nothing; a user with no document reads as zeros;
+- a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
+  credits read as given back before its release is written;
 - history pages are newest first, and a page token only continues the listing that issued it.
 """
 
@@ -14,8 +15,9 @@ from typing import Any, Optional
 
 from ..common import log, settings
 from ..common.errors import ConfigurationError
-from ..ledger import codec
+from ..ledger import codec, holds
 from ..store import collections, documents, scans
+from ..store.client import utcnow
 from ..store.commit import change_user
 from . import page_tokens
 from .rules import DEFAULT_DESCRIPTION, SpendOrder, SpendRequest, SpendResult, decide_spend
@@ -55,7 +57,8 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
 
 def balance(user_id: str) -> dict[str, Any]:
     """The user's balance; a user with no document reads as zeros, and nothing is written."""
-    return codec.stored_balance_view(user_id, documents.read(collections.user(user_id)))
+    data = documents.read(collections.user(user_id))
+    return codec.balance_view(holds.effective_account(user_id, data, utcnow()), (data or {}).get("last_updated"))
 
 
 def history(user_id: str, limit: int = 20, page_token: Optional[str] = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..common.errors import CreditsError
 from . import collections, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
-from .commit import change_user, snapshot_of, stage
+from .commit import change_user, decide_settled, snapshot_of, stage
 
 R = TypeVar("R")
 
@@ -100,8 +100,9 @@ def change_users(
             now = utcnow()
             for index, item in part:
                 user_snap = snaps[index]
-                snapshot = snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
-                change = item.decide(snapshot)
+                snapshot, change = decide_settled(
+                    item.decide, snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
+                )
                 writes = change.writes
                 if not change.writes_anything:
                     results[index] = change.result
@@ -113,7 +114,7 @@ def change_users(
                 if group and size + writes > max_writes:
                     commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
                     batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
-                stage(batch, user_snap, snapshot.user_data, change, now, change_id)
+                stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id)
                 group.append(_Staged(index, change, user_snap))
                 size += writes
         if group:

@@ -28,6 +28,8 @@ class Snapshot:
     user_data: Optional[dict[str, Any]]
     documents: dict[str, Optional[dict[str, Any]]]
     now: datetime
+    # Holds whose expiry the commit writes before the decision's own change (see ledger.holds).
+    released: tuple[str, ...] = ()
 
 
 @dataclass

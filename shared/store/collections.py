@@ -19,6 +19,8 @@ PROMO_REJECTED = "promo_rejected"
 WEBHOOK_APPLIED = "webhook_applied"
 STRIPE_CUSTOMERS = "stripe_customers"
 UNAPPLIED_EVENTS = "webhook_unapplied"
+HOLDS = "credit_holds"
+SPEND_REFUNDS = "spend_refunds"
 
 
 def path(collection: str, doc_id: str) -> str:
@@ -37,6 +39,16 @@ def transaction(transaction_id: str) -> str:
 def spend_key(idempotency_key: str) -> str:
     """A spend key's marker: keys may hold any character, so the id is their digest."""
     return path(SPEND_KEYS, ids.spend_key_id(idempotency_key))
+
+
+def hold(hold_id: str) -> str:
+    """A hold's document: hold ids are caller keys, so the id is their digest."""
+    return path(HOLDS, ids.spend_key_id(hold_id))
+
+
+def spend_refunds(spend_key: str) -> str:
+    """What has been given back of one spend (or hold) so far, by pool."""
+    return path(SPEND_REFUNDS, ids.spend_key_id(spend_key))
 
 
 def applied_marker(kind: str, key: str) -> str:

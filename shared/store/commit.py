@@ -28,7 +28,7 @@ from google.cloud import firestore
 
 from ..common import log
 from ..common.errors import Unavailable
-from ..ledger import codec
+from ..ledger import codec, holds
 from . import collections, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
@@ -58,6 +58,16 @@ def snapshot_of(user_id: str, user_snap: Any, documents: dict[str, Any], now: da
     return Snapshot(account=codec.read_account(user_id, user_data), user_data=user_data, documents=documents, now=now)
 
 
+def decide_settled(decide: Callable[[Snapshot], Change[R]], snapshot: Snapshot) -> tuple[Snapshot, Change[R]]:
+    """Run `decide` on the snapshot with expired holds given back, and put their releases in its change.
+
+    Every change to a user goes through here, so an expired hold is released by the first change
+    that commits to its user, in that change's commit.
+    """
+    settled, released = holds.settle_expired(snapshot)
+    return settled, released.merge(decide(settled))
+
+
 def change_user(
     user_id: str,
     decide: Callable[[Snapshot], Change[R]],
@@ -83,8 +93,7 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
             raise unavailable(exc, operation) from exc
         user_snap = snaps[uref.path]
         documents = {p: (snaps[p].to_dict() if snaps[p].exists else None) for p in paths}
-        snapshot = snapshot_of(user_id, user_snap, documents, utcnow())
-        change = decide(snapshot)
+        snapshot, change = decide_settled(decide, snapshot_of(user_id, user_snap, documents, utcnow()))
         if not change.writes_anything:
             return change.result
         if change.account is None:

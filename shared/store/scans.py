@@ -148,3 +148,16 @@ def documents(collection: str, field: Optional[str] = None, value: Any = None,
         query = query.limit(limit)
     with faults(f"documents:{collection}"):
         return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S))
+
+
+def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` holds still `held` whose `expires_at` has passed, soonest expired first."""
+    query = (
+        client()
+        .collection(collections.HOLDS)
+        .where(filter=FieldFilter("status", "==", "held"))
+        .where(filter=FieldFilter("expires_at", "<=", now))
+        .order_by("expires_at")
+        .limit(limit)
+    )
+    return [snap.to_dict() for snap in _page(query, "expired_holds")]

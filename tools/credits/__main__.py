@@ -69,7 +69,8 @@ def _exit_code(exc: errors.CreditsError) -> int:
         return EXIT_UNAVAILABLE
     if isinstance(exc, (errors.InvalidRequest, errors.ConfigurationError)):
         return EXIT_USAGE
-    if isinstance(exc, (errors.PoolUnderflow, errors.IdempotencyConflict, errors.InsufficientCredits)):
+    if isinstance(exc, (errors.PoolUnderflow, errors.IdempotencyConflict, errors.InsufficientCredits,
+                        errors.RefundExceedsSpend)):
         return EXIT_REFUSED
     return EXIT_PROBLEMS
 

@@ -1,0 +1,135 @@
+"""The pure rules of `POST /refunds`: giving a spend's credits back (no I/O).
+
+Rules enforced here:
+- a spend is found by its idempotency key (its marker), and only for the user who made it; a
+  spend without a key, a refund's own key, or another user's spend is `SpendNotFound`;
+- credits go back the pool drawn last first, and the monthly part of a spend made before the
+  last monthly reset expires at once (`ledger.holds.give_back`);
+- over all refunds of one spend at most the spend's amount goes back: the give-back totals live
+  in a document written in each refund's commit, guarded by the user document's precondition,
+  so concurrent refunds of one spend are serial and never exceed it;
+- an open hold has nothing refundable until it is captured; a captured hold refunds what it kept;
+- a refund with an idempotency key is applied once and replayed after (keys are global).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..common import ids
+from ..common.errors import RefundExceedsSpend, SpendNotFound
+from ..ledger import accounts, codec, holds, records
+from ..ledger.idempotency import KeyedCommand
+from ..store import collections
+from ..store.change import Change, Snapshot
+
+DEFAULT_DESCRIPTION = "Refund"
+REFUND_KIND = "refund"
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A validated refund: whose spend, how much (None: all that remains), and the refund's own key."""
+
+    user_id: str
+    spend_key: str
+    amount: Optional[int] = None
+    description: str = DEFAULT_DESCRIPTION
+    idempotency_key: Optional[str] = None
+
+    @property
+    def command(self) -> Optional[KeyedCommand]:
+        if self.idempotency_key is None:
+            return None
+        return KeyedCommand(
+            key=self.idempotency_key,
+            marker_path=collections.spend_key(self.idempotency_key),
+            fingerprint=ids.fingerprint(REFUND_KIND, self.user_id, self.spend_key, self.amount, self.description),
+        )
+
+    @property
+    def reads(self) -> list[str]:
+        paths = [
+            collections.spend_key(self.spend_key),
+            collections.spend_refunds(self.spend_key),
+            collections.hold(self.spend_key),
+        ]
+        command = self.command
+        return paths + ([command.marker_path] if command and command.marker_path not in paths else [])
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    body: dict[str, Any]
+    replayed: bool
+
+
+def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult]:
+    """The refund's change: a replay, or the refund records, the give-back totals and the key's marker."""
+    command = request.command
+    if command is not None:
+        replayed = command.replay(snap.documents.get(command.marker_path))
+        if replayed is not None:
+            return Change(result=RefundResult(replayed, replayed=True))
+    marker = snap.documents.get(collections.spend_key(request.spend_key))
+    if not marker or marker.get("user_id") != request.user_id or marker.get("kind") == REFUND_KIND:
+        raise SpendNotFound(f"no spend with this key for user {request.user_id}", spend_key=request.spend_key)
+    response = codec_response(marker)
+    drawn = holds.drawn_of(response.get("transactions") or [])
+    if not drawn:
+        raise SpendNotFound(f"no spend with this key for user {request.user_id}", spend_key=request.spend_key)
+    given = holds.given_back_of(snap.documents.get(collections.spend_refunds(request.spend_key)))
+    spent = sum(taken for _, taken in drawn)
+    refundable = spent - sum(given.values())
+    hold = snap.documents.get(collections.hold(request.spend_key))
+    if hold is not None and hold.get("status") == holds.HELD:
+        # An open hold is settled by capture or release; only what a capture kept can be refunded.
+        refundable = 0
+    amount = request.amount if request.amount is not None else refundable
+    if refundable <= 0 or amount > refundable:
+        raise RefundExceedsSpend(
+            f"{max(refundable, 0)} credits of this spend can still be refunded", refundable=max(refundable, 0)
+        )
+    account, migration = accounts.migrate(snap.account)
+    entries = holds.give_back(
+        drawn, given, amount, request.description, holds.spent_before_reset(marker.get("created_at"), snap.user_data)
+    )
+    after = accounts.apply(account, entries)
+    written = records.records(request.user_id, migration + entries, request.spend_key, snap.now)
+    back = holds.refunded_by(entries)
+    total = {pool: given[pool] + back[pool] for pool in given}
+    body = {
+        "user_id": request.user_id,
+        "spend_key": request.spend_key,
+        "amount": amount,
+        "refunded_total": sum(total.values()) - (0 if hold is None else hold_uncaptured(hold)),
+        "refundable": refundable - amount,
+        "transactions": records.views(written[len(migration):]),
+        "balance": codec.balance_view(after, snap.now),
+    }
+    overwrite = {
+        collections.spend_refunds(request.spend_key): holds.give_back_document(
+            request.spend_key, request.user_id, total, snap.now
+        )
+    }
+    create = {}
+    if command is not None:
+        create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id, kind=REFUND_KIND)
+    return Change(
+        result=RefundResult(body, replayed=False), account=after, records=written, create=create, overwrite=overwrite
+    )
+
+
+def hold_uncaptured(hold: dict[str, Any]) -> int:
+    """What a settled hold gave back when it was settled: that part is not a refund of the capture."""
+    return int(hold.get("amount", 0)) - int(hold.get("captured", 0))
+
+
+def codec_response(marker: dict[str, Any]) -> dict[str, Any]:
+    """The response a spend's marker stored (its records say what each pool gave)."""
+    try:
+        return json.loads(marker.get("response") or "{}")
+    except ValueError:
+        return {}
