@@ -18,6 +18,9 @@ PROMO_REJECTED = "promo_rejected"
 WEBHOOK_APPLIED = "webhook_applied"
 STRIPE_CUSTOMERS = "stripe_customers"
 UNAPPLIED_EVENTS = "webhook_unapplied"
+# One document per add-on payment (Stripe PaymentIntent): its user, what it granted, what
+# refunds and disputes took back, and events that came before its session was applied.
+STRIPE_PAYMENTS = "stripe_payments"
 
 
 def path(collection: str, doc_id: str) -> str:
@@ -41,6 +44,11 @@ def spend_key(idempotency_key: str) -> str:
 def applied_marker(kind: str, key: str) -> str:
     """The marker of a Stripe change applied once per `kind` and key (invoice, period, session...)."""
     return path(WEBHOOK_APPLIED, f"{kind}:{key}")
+
+
+def stripe_payment(payment_intent: str) -> str:
+    """A payment's document: Stripe ids (`pi_...`) are valid document ids."""
+    return path(STRIPE_PAYMENTS, payment_intent)
 
 
 def document_id(doc_path: str) -> str:

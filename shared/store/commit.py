@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from google.cloud import firestore
 
@@ -86,7 +86,8 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         if not change.writes_anything:
             return change.result
         batch = db.batch()
-        stage(batch, user_snap, snapshot.user_data, change, snapshot.now)
+        versions = {p: (snaps[p].update_time if snaps[p].exists else None) for p in paths}
+        stage(batch, user_snap, snapshot.user_data, change, snapshot.now, versions)
         try:
             batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
             return change.result
@@ -98,8 +99,11 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     raise Unavailable("too many concurrent changes to this user; retry later")
 
 
-def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
-    """Put every write of one user's change into `batch`, so it commits whole or not at all."""
+def stage(batch, user_snap, user_data, change: Change, now: datetime, versions: Optional[dict[str, Any]] = None) -> None:
+    """Put every write of one user's change into `batch`, so it commits whole or not at all.
+
+    `versions` are the update times of the documents read with the user (None: absent).
+    """
     db = client()
     _stage_user(batch, user_snap, user_data, change, now)
     for record in change.records:
@@ -109,7 +113,14 @@ def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
     for path, data in change.create.items():
         batch.create(db.document(path), data)
     for path, data in change.overwrite.items():
-        batch.set(db.document(path), data)
+        if path in change.guarded:
+            version = (versions or {}).get(path)
+            if version is None:
+                batch.create(db.document(path), data)
+            else:
+                batch.update(db.document(path), data, option=db.write_option(last_update_time=version))
+        else:
+            batch.set(db.document(path), data)
     for path in change.delete:
         batch.delete(db.document(path))
 
@@ -117,7 +128,7 @@ def stage(batch, user_snap, user_data, change: Change, now: datetime) -> None:
 def _stage_user(batch, user_snap, user_data, change: Change, now: datetime) -> None:
     if change.account is None:
         return
-    data = codec.user_document(change.account, now, change.user_fields)
+    data = codec.user_document(change.account, now, change.user_fields, stored=user_data)
     if not user_snap.exists:
         batch.create(user_snap.reference, data)
         return
