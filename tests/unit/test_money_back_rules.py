@@ -187,3 +187,55 @@ def test_a_pause_empties_the_pool_once_and_a_resume_waits_for_the_renewal():
     assert resumed.outcome == "ignored" and resumed.entries == ()
     assert rules.pause(0, resumed.state, 65).outcome == "stale"
     assert rules.pause(300, resumed.state, 80).outcome == "applied"
+
+
+def _snap(data, documents=None):
+    from datetime import datetime, timezone
+
+    from shared.store.change import Snapshot
+
+    return Snapshot(codec.read_account("u", data), data, dict(documents or {}), datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+OWING = {"user_id": "u", "credits_monthly": 0, "credits_permanent": 0, "credits_owed": 120,
+         "credits_owed_by": {"ch_old": 120}}
+
+
+def test_a_promo_grant_pays_the_debt_in_its_own_change():
+    from shared.promotions.schemas import PromoMessage
+    from shared.promotions.service import decide_grant
+    from shared.store import collections
+    from shared.common import ids
+
+    message = PromoMessage(grant_id="g1", user_ids=["u"], amount=100)
+    record_path = collections.transaction(ids.grant_record_id("g1", "u"))
+    change = decide_grant(_snap(OWING, {record_path: None}), message, "u")
+    assert [(r.type.value, r.amount, r.source) for r in change.records] == [
+        ("promo_grant", 100, "g1"), ("addon_refunded", -100, "ch_old")]
+    assert change.account.permanent == 0 and change.account.owed_by == (("ch_old", 20),)
+
+
+def test_a_positive_adjustment_pays_the_debt_and_reports_its_own_record():
+    from shared.operations.adjustments import decide_adjustment, validate
+
+    request = validate("u", "monthly", 200, "goodwill", "ops")
+    change = decide_adjustment(_snap(OWING, {request.command.marker_path: None}), request)
+    assert change.result.transaction["type"] == "adjustment" and change.result.transaction["amount"] == 200
+    assert change.account.monthly == 80 and change.account.owed_by == ()
+    assert [r.source for r in change.records] == [request.adjustment_id, "ch_old"]
+
+
+def test_reconciliation_accounts_for_what_is_owed_by_what_payments_claimed():
+    from shared.operations.reconcile_rules import LedgerSums, owed_drift
+
+    sums = LedgerSums()
+    for record in ({"type": "addon_refunded", "pool": "permanent", "amount": -380, "source": "ch_1"},):
+        sums.add(record)
+    payment = {"charges": {"ch_1": {"amount": 1000, "amount_refunded": 1000}}, "refund_claimed": 500, "disputes": {}}
+    doc = {"user_id": "u", "credits_owed": 120, "credits_owed_by": {"ch_1": 120}}
+    assert owed_drift("u", doc, sums, [payment]) == []
+    short = {"user_id": "u", "credits_owed": 100, "credits_owed_by": {"ch_1": 100}}
+    [drift] = owed_drift("u", short, sums, [payment])
+    assert (drift.field, drift.stored, drift.ledger) == ("credits_owed", 100, 120)
+    garbled = {"user_id": "u", "credits_owed": 7, "credits_owed_by": {"ch_1": 120}}
+    assert "sum of credits_owed_by" in owed_drift("u", garbled, sums, [payment])[0].note
