@@ -8,6 +8,21 @@ output "stripe_webhook_url" {
   value       = google_cloudfunctions2_function.function["stripe_webhook"].service_config[0].uri
 }
 
+output "stripe_webhook_events" {
+  description = "The Stripe event types the webhook endpoint must be subscribed to (enabled_events)."
+  value = [
+    "invoice.paid",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+  ]
+}
+
 output "promo_grant_url" {
   description = "URL of promo_grant (internal; fed by the promo topic's push subscription)."
   value       = google_cloudfunctions2_function.function["promo_grant"].service_config[0].uri

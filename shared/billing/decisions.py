@@ -9,13 +9,17 @@ Rules enforced here:
   subscription id) and so moves in the same conditioned commit as the pools it decides about;
 - an applied change creates every marker, writes the records with the event's source, learns
   the customer-to-user link, and drops a kept unapplied copy of the event, all in one commit;
-- a change that resets the monthly pool records when (`monthly_reset_at` on the user document).
+- a change that resets the monthly pool records when (`monthly_reset_at` on the user document);
+- credits granted pay what the user owes first, in the same commit (`accounts.grant_and_collect`),
+  unless the rule settled debts itself (money back: `Decision.owed_by`);
+- a document the rule writes beside the user (a payment's) is read in the same batched read and
+  written only over the version read, so a write outside the user's commits is never lost.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Optional
 
 from ..ledger import accounts, codec, records
 from ..ledger.accounts import Account
@@ -25,7 +29,21 @@ from .subscriptions import APPLIED, DUPLICATE, IGNORED, Decision, SubscriptionSt
 
 SUBSCRIPTIONS_FIELD = "stripe_subscriptions"
 
-Rule = Callable[[Account, Optional[SubscriptionState]], Decision]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a rule sees: the account, the event's subscription, all of the user's subscriptions,
+    and the other documents the change read (by path)."""
+
+    account: Account
+    state: Optional[SubscriptionState]
+    subscriptions: Mapping[str, SubscriptionState] = field(default_factory=dict)
+    documents: Mapping[str, Optional[dict[str, Any]]] = field(default_factory=dict)
+    now: Any = None
+
+
+Rule = Callable[[Facts], Decision]
 
 
 @dataclass(frozen=True)
@@ -42,10 +60,13 @@ class EventChange:
     customer_id: Optional[str] = None
     link_path: Optional[str] = None
     subscription_id: Optional[str] = None
+    # Other documents the rule reads and may write (a payment's), guarded by their version.
+    documents: tuple[str, ...] = ()
 
     @property
     def reads(self) -> list[str]:
-        return list(self.markers) + [self.unapplied_path] + ([self.link_path] if self.link_path else [])
+        return (list(self.markers) + [self.unapplied_path] + ([self.link_path] if self.link_path else [])
+                + list(self.documents))
 
 
 @dataclass(frozen=True)
@@ -63,13 +84,25 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         return duplicate
     subscriptions = dict((snap.user_data or {}).get(SUBSCRIPTIONS_FIELD) or {})
     state = state_of(subscriptions, spec.subscription_id) if spec.subscription_id else None
+    others = {
+        sid: other
+        for sid in subscriptions
+        if sid != spec.subscription_id and (other := state_of(subscriptions, sid)) is not None
+    }
     account, migration = accounts.migrate(snap.account)
-    decision = spec.rule(account, state)
-    if decision.outcome not in (APPLIED, IGNORED) or (not decision.entries and decision.state is None):
+    facts = Facts(account, state, others, {path: snap.documents[path] for path in spec.documents}, snap.now)
+    decision = spec.rule(facts)
+    writes = bool(decision.entries or decision.state is not None or decision.documents
+                  or (decision.owed_by is not None and decision.owed_by != account.owed_by))
+    if decision.outcome not in (APPLIED, IGNORED) or not writes:
         return Change(result=Decided(decision, was_unapplied))
     if any(snap.documents[path] is not None for path in spec.markers[1:]):
         return duplicate
-    entries = list(decision.entries)
+    if decision.owed_by is None:
+        after, entries = accounts.grant_and_collect(account, list(decision.entries))
+    else:
+        entries = list(decision.entries)
+        after = replace(accounts.apply(account, entries), owed_by=decision.owed_by)
     user_fields = {}
     if decision.state is not None and spec.subscription_id:
         subscriptions[spec.subscription_id] = decision.state.to_dict()
@@ -88,10 +121,11 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         overwrite[spec.link_path] = link_document(spec.customer_id, spec.user_id, spec.event_id, snap.now)
     return Change(
         result=Decided(decision, kept_copy=False),
-        account=accounts.apply(account, entries),
+        account=after,
         records=records.records(spec.user_id, migration + entries, spec.source, snap.now),
         create={path: marker for path in spec.markers},
-        overwrite=overwrite,
+        overwrite={**overwrite, **(decision.documents or {})},
+        guarded=frozenset(decision.documents or ()),
         # The kept unapplied copy goes in the same commit that finally applies the event.
         delete=[spec.unapplied_path] if was_unapplied else [],
         user_fields=user_fields,

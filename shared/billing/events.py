@@ -5,6 +5,9 @@ Rules enforced here:
   read by the same code: the current one (`parent.subscription_details` on the invoice,
   `parent.subscription_item_details` and `pricing.price_details.price` on a line) and the one
   before 2025-03-31 (`subscription`, `subscription_details`, line `price`/`plan`, `proration`);
+- a Charge names its payment (`payment_intent`), its `amount` and the cumulative
+  `amount_refunded`; a charge that names an `invoice` (API versions before 2025-03-31) pays a
+  subscription; a Dispute names its `charge`, `payment_intent` and `status`;
 - a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
 - ids are taken as sent (never stripped); an id that is not usable text (a control character, a
   lone surrogate) and a number outside what Stripe can send (a time before 1970 or after 9999, a
@@ -67,6 +70,25 @@ class CheckoutSession:
     customer_id: Optional[str]
     subscription_id: Optional[str]
     user_id: Optional[str]
+    payment_intent: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    charge_id: str
+    payment_intent: Optional[str]
+    amount: int
+    amount_refunded: int
+    customer_id: Optional[str]
+    invoice_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class Dispute:
+    dispute_id: str
+    charge_id: Optional[str]
+    payment_intent: Optional[str]
+    status: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -219,7 +241,27 @@ def checkout_session(obj: Mapping[str, Any]) -> CheckoutSession:
         customer_id=_ref(obj.get("customer")),
         subscription_id=_ref(obj.get("subscription")),
         user_id=_user_id({"user_id": obj.get("client_reference_id")}) or _user_id(obj.get("metadata")),
+        payment_intent=_ref(obj.get("payment_intent")),
     )
+
+
+def charge(obj: Mapping[str, Any]) -> Charge:
+    charge_id = _str(obj.get("id"))
+    amount = _bounded(obj.get("amount"), 0, MAX_MINOR_UNITS, "charge amount")
+    refunded = _bounded(obj.get("amount_refunded"), 0, MAX_MINOR_UNITS, "charge amount_refunded")
+    if charge_id is None or obj.get("object") not in (None, "charge"):
+        raise CannotApply("the event's object is not a charge with an id")
+    if amount is None or refunded is None or amount < 0 or refunded < 0:
+        raise CannotApply(f"charge {charge_id} has no integer amount and amount_refunded")
+    return Charge(charge_id, _ref(obj.get("payment_intent")), amount, refunded, _ref(obj.get("customer")),
+                  _ref(obj.get("invoice")))
+
+
+def dispute(obj: Mapping[str, Any]) -> Dispute:
+    dispute_id = _str(obj.get("id"))
+    if dispute_id is None or obj.get("object") not in (None, "dispute"):
+        raise CannotApply("the event's object is not a dispute with an id")
+    return Dispute(dispute_id, _ref(obj.get("charge")), _ref(obj.get("payment_intent")), _str(obj.get("status")))
 
 
 def subscription(obj: Mapping[str, Any]) -> Subscription:

@@ -7,6 +7,11 @@ Rules enforced here:
   `metadata.user_id` of a Checkout Session, or else the user linked to the Stripe customer;
 - an event that cannot be applied (unknown user, no catalog price, an object that cannot be
   read, a Stripe API refusal) raises `CannotApply`;
+- a refund or dispute goes to the user of its payment (`stripe_payments/{payment_intent}`, written
+  when the add-on session is applied); one for a payment not applied yet is remembered there,
+  outside any user's commit and only over the version read, and answered `ignored` (it may be a
+  subscription payment, which changes no credits; a pack's session settles it when applied);
+  a charge naming an invoice pays a subscription: `ignored`;
 - a type without a handler is `ignored`.
 """
 
@@ -18,14 +23,19 @@ from typing import Any, Callable, Optional, Union
 from pydantic import TypeAdapter, ValidationError
 
 from ..common import log
-from ..common.errors import CannotApply
+from ..common.errors import CannotApply, Unavailable
 from ..common.validation import UserId, text_problem
-from ..ledger.accounts import Account
+from ..ledger import accounts
 from ..store import collections, documents
-from . import addons, catalog, customers, events, stripe_api, subscriptions, unapplied
-from .decisions import EventChange
+from ..store.client import utcnow
+from . import addons, catalog, customers, events, payments, stripe_api, subscriptions, unapplied
+from .decisions import EventChange, Facts
 from .events import Event
-from .subscriptions import APPLIED, DUPLICATE, IGNORED, Decision, SubscriptionState
+from .payments import Payment
+from .subscriptions import APPLIED, DUPLICATE, IGNORED, STALE, Decision
+
+# How often a pending payment fact is re-read and re-written when another write raced it.
+PENDING_ATTEMPTS = 8
 
 RENEWAL_REASONS = ("subscription_create", "subscription_cycle")
 UPGRADE_REASON = "subscription_update"
@@ -81,7 +91,7 @@ def resolve_user(user_id: Optional[str], customer_id: Optional[str]) -> str:
 
 
 def _change(event: Event, user_id: str, source: str, markers: list[str], rule, customer_id=None,
-            subscription_id=None) -> EventChange:
+            subscription_id=None, documents_=()) -> EventChange:
     return EventChange(
         event_id=event.id,
         event_type=event.type,
@@ -93,6 +103,7 @@ def _change(event: Event, user_id: str, source: str, markers: list[str], rule, c
         customer_id=customer_id,
         link_path=collections.customer_link(customer_id) if customer_id else None,
         subscription_id=subscription_id,
+        documents=tuple(documents_),
     )
 
 
@@ -124,14 +135,14 @@ def invoice_paid(event: Event) -> Handled:
     markers = [collections.applied_marker("invoice", invoice.invoice_id)]
     if reason == UPGRADE_REASON:
 
-        def rule(account: Account, state: Optional[SubscriptionState]) -> Decision:
-            return subscriptions.upgrade(state, plan, line.quantity, period)
+        def rule(facts: Facts) -> Decision:
+            return subscriptions.upgrade(facts.state, plan, line.quantity, period)
 
     else:
         markers.append(collections.applied_marker("period", f"{invoice.subscription_id}:{period.start}"))
 
-        def rule(account: Account, state: Optional[SubscriptionState]) -> Decision:
-            return subscriptions.renew(account.monthly, state, plan, line.quantity, period)
+        def rule(facts: Facts) -> Decision:
+            return subscriptions.renew(facts.account.monthly, facts.state, plan, line.quantity, period)
 
     return _change(event, user_id, invoice.invoice_id, markers, rule, invoice.customer_id, invoice.subscription_id)
 
@@ -168,10 +179,109 @@ def checkout_session(event: Event) -> Handled:
     if others:
         log.warning("line items without credits", event_id=event.id, user_id=user_id, prices=others)
 
-    def rule(account: Account, state: Optional[SubscriptionState]) -> Decision:
-        return Decision(APPLIED, entries)
+    payment_intent = session.payment_intent
+    if payment_intent is None:
+        log.warning("paid add-on session without a payment intent: refunds cannot be matched",
+                    event_id=event.id, user_id=user_id, source=session.session_id)
+        return _change(event, user_id, session.session_id, [marker], lambda facts: Decision(APPLIED, entries),
+                       session.customer_id)
+    path = _payment_path(payment_intent)
 
-    return _change(event, user_id, session.session_id, [marker], rule, session.customer_id)
+    def rule(facts: Facts) -> Decision:
+        payment = Payment.from_dict(payment_intent, facts.documents[path])
+        if payment.applied:
+            # Another session already claimed this payment; its grant stands on its own.
+            return Decision(APPLIED, entries)
+        payment.user_id, payment.session_id = user_id, session.session_id
+        payment.granted = sum(entry.amount for entry in entries)
+        after, granted = accounts.grant_and_collect(facts.account, list(entries))
+        # Refunds and disputes that came before the session are settled in the grant's commit.
+        after, settled = payments.settle(payment, after)
+        return Decision(APPLIED, tuple(granted + settled), owed_by=after.owed_by,
+                        documents={path: payment.to_dict(facts.now)})
+
+    return _change(event, user_id, session.session_id, [marker], rule, session.customer_id, documents_=[path])
+
+
+def _payment_path(payment_intent: str) -> str:
+    if "/" in payment_intent or payment_intent.startswith("__") or payment_intent in (".", ".."):
+        raise CannotApply(f"payment intent {payment_intent[:140]!r} is not a usable id")
+    return collections.stripe_payment(payment_intent)
+
+
+def _money_back(event: Event, payment_intent: str, source: str, marker: str, note, what: str) -> Handled:
+    """Route a refund or dispute fact to its payment's user, or remember it until the session comes.
+
+    `note(payment)` records the fact on a Payment and says whether it is new (`payments.NEW`).
+    """
+    path = _payment_path(payment_intent)
+    for _ in range(PENDING_ATTEMPTS):
+        found = documents.read_versioned(path)
+        data, version = found if found else (None, None)
+        payment = Payment.from_dict(payment_intent, data)
+        if payment.applied:
+            return _change(event, payment.user_id, source, [marker], _money_back_rule(payment_intent, path, note, what),
+                           documents_=[path])
+        if note(payment) != payments.NEW:
+            return _ignored(event, f"payment {payment_intent} is not an applied add-on payment; this {what} is already remembered")
+        document = payment.to_dict(utcnow())
+        written = documents.create(path, document) if version is None else documents.update_if_unchanged(path, document, version)
+        if written:
+            return _ignored(
+                event,
+                f"payment {payment_intent} is not an applied add-on payment: the {what} is remembered, and a pack "
+                "session for it settles it when applied (a subscription payment changes no credits)",
+            )
+    raise Unavailable(f"payment {payment_intent} kept changing; retry later")
+
+
+def _money_back_rule(payment_intent: str, path: str, note, what: str):
+    def rule(facts: Facts) -> Decision:
+        payment = Payment.from_dict(payment_intent, facts.documents[path])
+        seen = note(payment)
+        if seen == payments.OLDER:
+            return Decision(STALE, reason=f"a later {what} of this payment was already applied")
+        if seen != payments.NEW:
+            return Decision(DUPLICATE, reason=f"this {what} was already applied")
+        after, entries = payments.settle(payment, facts.account)
+        document = {path: payment.to_dict(facts.now)}
+        if entries or after.owed_by != facts.account.owed_by:
+            return Decision(APPLIED, tuple(entries), owed_by=after.owed_by, documents=document)
+        return Decision(IGNORED, owed_by=after.owed_by, documents=document,
+                        reason=f"the {what} changes no credits (claimed {payments.claimed_total(payment)} of "
+                               f"{payment.granted} granted)")
+
+    return rule
+
+
+def charge_refunded(event: Event) -> Handled:
+    charge = events.charge(event.object)
+    if charge.invoice_id is not None:
+        return _ignored(event, f"charge {charge.charge_id} pays invoice {charge.invoice_id}: a subscription payment")
+    if charge.payment_intent is None:
+        return _ignored(event, f"charge {charge.charge_id} has no payment intent: not an add-on payment")
+    marker = collections.applied_marker("refunded", f"{charge.charge_id}:{charge.amount_refunded}")
+    return _money_back(event, charge.payment_intent, charge.charge_id, marker,
+                       lambda payment: payments.note_charge(payment, charge), "refund")
+
+
+def _dispute_event(event: Event, closed: bool) -> Handled:
+    dispute = events.dispute(event.object)
+    if dispute.payment_intent is None:
+        return _ignored(event, f"dispute {dispute.dispute_id} names no payment intent: not an add-on payment")
+    kind = "dispute_closed" if closed else "dispute"
+    marker = collections.applied_marker(kind, dispute.dispute_id)
+    return _money_back(event, dispute.payment_intent, dispute.dispute_id, marker,
+                       lambda payment: payments.note_dispute(payment, dispute, closed),
+                       "dispute's close" if closed else "dispute")
+
+
+def dispute_created(event: Event) -> Handled:
+    return _dispute_event(event, closed=False)
+
+
+def dispute_closed(event: Event) -> Handled:
+    return _dispute_event(event, closed=True)
 
 
 def subscription_deleted(event: Event) -> Handled:
@@ -179,11 +289,33 @@ def subscription_deleted(event: Event) -> Handled:
     user_id = resolve_user(subscription.user_id, subscription.customer_id)
     ended_at = subscription.ended_at or event.created
 
-    def rule(account: Account, state: Optional[SubscriptionState]) -> Decision:
-        return subscriptions.cancel(account.monthly, state, ended_at)
+    def rule(facts: Facts) -> Decision:
+        return subscriptions.cancel(facts.account.monthly, facts.state, ended_at, facts.subscriptions)
 
     marker = collections.applied_marker("ended", subscription.subscription_id)
     # The event is the cause of the expiry, so its id is the records' source.
+    return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
+
+
+def subscription_paused(event: Event) -> Handled:
+    subscription = events.subscription(event.object)
+    user_id = resolve_user(subscription.user_id, subscription.customer_id)
+
+    def rule(facts: Facts) -> Decision:
+        return subscriptions.pause(facts.account.monthly, facts.state, event.created)
+
+    marker = collections.applied_marker("paused", f"{subscription.subscription_id}:{event.created}")
+    return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
+
+
+def subscription_resumed(event: Event) -> Handled:
+    subscription = events.subscription(event.object)
+    user_id = resolve_user(subscription.user_id, subscription.customer_id)
+
+    def rule(facts: Facts) -> Decision:
+        return subscriptions.resume(facts.state, event.created)
+
+    marker = collections.applied_marker("resumed", f"{subscription.subscription_id}:{event.created}")
     return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
 
 
@@ -193,4 +325,9 @@ HANDLERS: dict[str, Callable[[Event], Handled]] = {
     "checkout.session.completed": checkout_session,
     "checkout.session.async_payment_succeeded": checkout_session,
     "customer.subscription.deleted": subscription_deleted,
+    "customer.subscription.paused": subscription_paused,
+    "customer.subscription.resumed": subscription_resumed,
+    "charge.refunded": charge_refunded,
+    "charge.dispute.created": dispute_created,
+    "charge.dispute.closed": dispute_closed,
 }

@@ -4,8 +4,10 @@ Rules enforced here:
 - every change is one `change_user` commit holding the pools, the records, the subscription
   state and the markers that make it happen once (`webhook_applied/invoice:{invoice_id}`, plus
   `period:{subscription_id}:{period_start}` for a renewal, `session:{session_id}` for an add-on
-  checkout, `ended:{subscription_id}` for a cancellation); redeliveries, fresh event ids
-  included, find the marker and answer `duplicate`;
+  checkout, `ended:{subscription_id}` for a cancellation, `paused:`/`resumed:{subscription_id}:{created}`,
+  `refunded:{charge_id}:{amount_refunded}`, `dispute:`/`dispute_closed:{dispute_id}`); redeliveries,
+  fresh event ids included, find the marker (or the payment's own record of the fact) and answer
+  `duplicate`;
 - an event that cannot be applied is kept with its reason and raw body and answered
   `unapplied`; a redelivery or `replay_unapplied` applies it once the cause is fixed, and its
   kept copy goes once it has any other outcome (`unapplied.settle`);

@@ -8,8 +8,13 @@ Rules enforced here:
   the last one applied, or before the subscription ended, is `stale` and changes nothing;
 - an upgrade adds the new allowance less what was granted for the period last renewed, if that
   is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
-- a cancellation empties the monthly pool as one `monthly_expired` entry;
-- a renewal and a cancellation reset the monthly pool (`resets_monthly`), whatever it held;
+- a cancellation empties the monthly pool as one `monthly_expired` entry, unless another
+  subscription of the user is active (not ended, not paused) and renewed for a period that
+  goes past the end: that subscription's credits are in the pool, so nothing changes (`ignored`,
+  the end is still remembered);
+- a pause empties the monthly pool once per pause (a `monthly_expired` entry); a resume changes
+  no credits, and the next paid renewal fills the pool again by the renewal rule;
+- a renewal, a pause and a cancellation reset the monthly pool (`resets_monthly`), whatever it held;
 - an allowance is the plan's `monthly_credits` times the line's quantity (seats).
 No I/O: these functions see numbers and return entries and the subscription's next state.
 """
@@ -37,6 +42,13 @@ class SubscriptionState:
     period_end: Optional[int] = None
     granted: int = 0
     canceled_at: Optional[int] = None
+    # The latest pause and resume applied (event times).
+    paused_at: Optional[int] = None
+    resumed_at: Optional[int] = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None and (self.resumed_at is None or self.resumed_at < self.paused_at)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +72,11 @@ class Decision:
     # A renewal, pause or cancellation starts the monthly pool afresh: refunds of older spends'
     # monthly parts expire at once (CONTRACT 3b).
     resets_monthly: bool = False
+    # Set by a rule that settles debts itself (money back): the debts after its entries, which
+    # then already include any collection. None: the entries are grants that pay debts first.
+    owed_by: Optional[tuple[tuple[str, int], ...]] = None
+    # Documents the change writes over the version it read (a payment's document).
+    documents: Optional[dict[str, dict[str, Any]]] = None
 
 
 def _day(epoch: int) -> str:
@@ -127,16 +144,60 @@ def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, perio
     return Decision(APPLIED, (entry,), replace(state, price_id=plan.price_id, granted=new_allowance))
 
 
-def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int) -> Decision:
-    """Empty the monthly pool when the subscription ends, and remember when it ended."""
+def active_other(others: Mapping[str, SubscriptionState], at: int) -> Optional[str]:
+    """Another subscription that is active and renewed for a period ending after `at`, if any."""
+    for subscription_id in sorted(others):
+        other = others[subscription_id]
+        if other.canceled_at is None and not other.paused and other.period_end is not None and other.period_end > at:
+            return subscription_id
+    return None
+
+
+def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int,
+           others: Optional[Mapping[str, SubscriptionState]] = None) -> Decision:
+    """Empty the monthly pool when the subscription ends, and remember when it ended.
+
+    `others` are the user's other subscriptions: one that is active and renewed holds the pool.
+    """
     state = state or SubscriptionState()
     if state.canceled_at is not None:
         return Decision(DUPLICATE, reason="the subscription's end was already applied")
     new_state = replace(state, canceled_at=ended_at)
+    holder = active_other(others or {}, ended_at)
+    if holder is not None:
+        return Decision(
+            IGNORED, (), new_state,
+            reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
+        )
     if monthly <= 0:
         return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
     entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription ended: monthly credits expired")
     return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
+
+
+def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int) -> Decision:
+    """Empty the monthly pool once per pause, and remember that the subscription is paused."""
+    state = state or SubscriptionState()
+    if state.canceled_at is not None:
+        return Decision(STALE, reason="the subscription has ended")
+    if state.paused:
+        return Decision(DUPLICATE, reason="this pause was already applied")
+    if state.resumed_at is not None and paused_at <= state.resumed_at:
+        return Decision(STALE, reason="a later resume was already applied")
+    new_state = replace(state, paused_at=paused_at)
+    if monthly <= 0:
+        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
+    entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription paused: monthly credits expired")
+    return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
+
+
+def resume(state: Optional[SubscriptionState], resumed_at: int) -> Decision:
+    """Remember the resume; the next paid renewal fills the monthly pool again."""
+    state = state or SubscriptionState()
+    if state.resumed_at is not None and resumed_at <= state.resumed_at:
+        return Decision(DUPLICATE, reason="this resume was already applied")
+    return Decision(IGNORED, (), replace(state, resumed_at=resumed_at),
+                    reason="resumed: the next paid renewal fills the monthly pool")
 
 
 def _latest(candidates: Sequence[tuple[InvoiceLine, Plan]]) -> Optional[tuple[InvoiceLine, Plan]]:

@@ -7,6 +7,10 @@ Rules enforced here:
   float written by another tool reads as the int it holds;
 - a legacy document (`balance`, no pool field) reads as that many permanent credits (a negative
   balance as 0); writing its account drops the legacy field, which would contradict the pools;
+- what Stripe took back and the pools could not cover is `credits_owed`, with its parts by
+  source in `credits_owed_by` (charge or dispute id -> credits); both are written once a user
+  has owed anything, and then kept (0 and `{}` when paid), so the document never contradicts
+  itself;
 - a transaction document holds exactly the record's fields, enums as their values;
 - a balance is shown in the spec's field order, timestamps as ISO 8601 with `Z`.
 """
@@ -16,13 +20,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
-from .accounts import Account
+from .accounts import Account, owed_map
 from .models import BaseCreditTransaction, CreditBalanceResponse
 
 LEGACY_BALANCE = "balance"
 # When the monthly pool was last reset (renewal, pause, cancellation): refunds of the monthly part
 # of a spend made before it expire at once.
 MONTHLY_RESET_AT = "monthly_reset_at"
+CREDITS_OWED = "credits_owed"
+CREDITS_OWED_BY = "credits_owed_by"
+# A stored total with no per-source parts (written by another tool) is owed under this source.
+UNATTRIBUTED = "unattributed"
 
 
 def _int_field(data: Mapping[str, Any], name: str) -> int:
@@ -46,12 +54,32 @@ def read_account(user_id: str, data: Optional[Mapping[str, Any]]) -> Account:
         legacy = max(_int_field(data, LEGACY_BALANCE), 0)
         return Account(user_id, 0, legacy, earned, spent, legacy_balance=legacy)
     return Account(
-        user_id, _int_field(data, "credits_monthly"), _int_field(data, "credits_permanent"), earned, spent
+        user_id, _int_field(data, "credits_monthly"), _int_field(data, "credits_permanent"), earned, spent,
+        owed_by=read_owed(data),
     )
 
 
-def user_document(account: Account, now: datetime, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """The fields a write of `account` stores (the store drops a legacy `balance` beside them)."""
+def read_owed(data: Optional[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """The per-source debts a user document holds (see `CREDITS_OWED_BY`)."""
+    data = data or {}
+    parts = data.get(CREDITS_OWED_BY)
+    if isinstance(parts, Mapping):
+        return owed_map({str(k): _int_field(parts, k) for k in parts})
+    total = _int_field(data, CREDITS_OWED)
+    return owed_map({UNATTRIBUTED: total})
+
+
+def user_document(
+    account: Account,
+    now: datetime,
+    extra: Optional[Mapping[str, Any]] = None,
+    stored: Optional[Mapping[str, Any]] = None,
+) -> dict[str, Any]:
+    """The fields a write of `account` stores over the `stored` document (the store drops a
+    legacy `balance` beside them)."""
+    owed = {}
+    if account.owed_by or (stored and (CREDITS_OWED in stored or CREDITS_OWED_BY in stored)):
+        owed = {CREDITS_OWED: account.owed, CREDITS_OWED_BY: dict(account.owed_by)}
     return {
         "user_id": account.user_id,
         "credits_monthly": account.monthly,
@@ -59,6 +87,7 @@ def user_document(account: Account, now: datetime, extra: Optional[Mapping[str, 
         "total_earned": account.total_earned,
         "total_spent": account.total_spent,
         "last_updated": now,
+        **owed,
         **(extra or {}),
     }
 

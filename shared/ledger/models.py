@@ -46,6 +46,8 @@ class TransactionType(str, Enum):
     SUBSCRIPTION_GRANT = "subscription_grant"
     MONTHLY_EXPIRED = "monthly_expired"
     ADDON_PURCHASE = "addon_purchase"
+    ADDON_REFUNDED = "addon_refunded"
+    ADDON_REINSTATED = "addon_reinstated"
     PROMO_GRANT = "promo_grant"
     SPENT = "spent"
     REFUND = "refund"

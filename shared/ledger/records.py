@@ -3,7 +3,8 @@
 Rules enforced here:
 - a change's records share its commit time, each one microsecond after the one before, so
   history lists them newest first in a stable order (a migration before the spend it enables);
-- every record carries the id of its source (idempotency key, invoice, event, grant id);
+- every record carries the id of its source (idempotency key, invoice, event, grant id); an
+  entry that names its own source (a debt collected from a grant) keeps it;
 - a record's id is fresh unless the change derives it from its source (then it is created
   only once).
 """
@@ -35,7 +36,7 @@ def records(
             pool=entry.pool,
             amount=entry.amount,
             description=entry.description,
-            source=source,
+            source=entry.source or source,
             created_at=now + timedelta(microseconds=i),
         )
         for i, (entry, txn_id) in enumerate(zip(entries, id_list, strict=True))

@@ -6,7 +6,9 @@ Rules enforced here:
   below zero;
 - with an idempotency key the audit document's id is derived from the key and created only
   once, so a repeat changes nothing and a different request under the same key is refused;
-  the operator is not part of the request's identity (a colleague re-running it is a repeat).
+  the operator is not part of the request's identity (a colleague re-running it is a repeat);
+- a positive adjustment first pays what the user owes (`accounts.grant_and_collect`), in the
+  same commit.
 """
 
 from __future__ import annotations
@@ -97,9 +99,10 @@ def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentR
     account, migration = accounts.migrate(snap.account)
     entry = Entry(TransactionType.ADJUSTMENT, request.pool, request.amount,
                   f"Adjustment by {request.operator}: {request.reason}")
-    after = accounts.apply(account, [entry])
-    written = records.records(request.user_id, migration + [entry], request.adjustment_id, snap.now)
-    transaction = written[-1].model_dump(mode="json")
+    after, entries = accounts.grant_and_collect(account, [entry])
+    written = records.records(request.user_id, migration + entries, request.adjustment_id, snap.now)
+    record = written[len(migration)]
+    transaction = record.model_dump(mode="json")
     audit = {
         "adjustment_id": request.adjustment_id,
         "user_id": request.user_id,
@@ -109,7 +112,7 @@ def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentR
         "operator": request.operator,
         "idempotency_key": request.idempotency_key,
         "fingerprint": command.fingerprint,
-        "transaction_id": written[-1].transaction_id,
+        "transaction_id": record.transaction_id,
         "transaction": json.dumps(transaction, separators=(",", ":")),
         "created_at": snap.now,
     }

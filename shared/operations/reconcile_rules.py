@@ -7,16 +7,20 @@ Rules enforced here:
 - a migrated legacy document's stored baseline (`legacy_total_earned`, `legacy_total_spent`) is
   added to the ledger's totals; a user migrated by a live function (a `migration` record, no
   stored baseline) can only be checked for totals at least the ledger's;
-- a pool that is not stored as an integer is drift.
+- a pool that is not stored as an integer is drift;
+- what is owed (`credits_owed`) must equal the sum of its parts by source (`credits_owed_by`),
+  and what the user's add-on payments (`stripe_payments`) have claimed by refunds and disputes
+  must equal what the ledger took back for their charges and disputes (`addon_refunded` less
+  `addon_reinstated`) plus what is still owed: claimed = taken + owed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional
 
 from ..ledger.accounts import totals_change
-from ..ledger.codec import is_legacy_document, read_account
+from ..ledger.codec import CREDITS_OWED, is_legacy_document, read_account, read_owed
 from ..ledger.models import CreditPool, TransactionType
 from .migration_rules import LEGACY_EARNED, LEGACY_SPENT
 
@@ -31,6 +35,8 @@ class LedgerSums:
     spent: int = 0
     records: int = 0
     migrated: bool = False
+    # Net credits taken back per source (charge or dispute id): -(addon_refunded + addon_reinstated).
+    taken_by_source: dict[str, int] = field(default_factory=dict)
 
     def add(self, record: Mapping[str, Any]) -> None:
         amount = record.get("amount")
@@ -49,6 +55,9 @@ class LedgerSums:
             self.earned += earned
             self.spent += spent
             self.migrated = self.migrated or kind is TransactionType.MIGRATION
+            if kind in (TransactionType.ADDON_REFUNDED, TransactionType.ADDON_REINSTATED):
+                source = str(record.get("source"))
+                self.taken_by_source[source] = self.taken_by_source.get(source, 0) - amount
         self.records += 1
 
 
@@ -121,3 +130,36 @@ def compare(user_id: str, data: Optional[Mapping[str, Any]], sums: LedgerSums) -
 
 def _whole(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _claimed(payment: Mapping[str, Any]) -> int:
+    """What a payment document says its refunds and still-holding disputes have claimed."""
+    disputes = payment.get("disputes") or {}
+    holding = sum(_whole(d.get("claimed")) for d in disputes.values() if isinstance(d, Mapping) and not d.get("reinstated"))
+    return _whole(payment.get("refund_claimed")) + holding
+
+
+def _sources(payment: Mapping[str, Any]) -> set[str]:
+    return set(payment.get("charges") or {}) | set(payment.get("disputes") or {})
+
+
+def owed_drift(
+    user_id: str, data: Optional[Mapping[str, Any]], sums: LedgerSums, payments: Iterable[Mapping[str, Any]]
+) -> list[Drift]:
+    """Drift in what the user owes: its parts, and claimed = taken + owed over the user's payments."""
+    if data is None or is_legacy_document(data):
+        return []
+    owed_by = dict(read_owed(data))
+    drifts = []
+    if CREDITS_OWED in data and _whole(data.get(CREDITS_OWED)) != sum(owed_by.values()):
+        drifts.append(Drift(user_id, CREDITS_OWED, _whole(data.get(CREDITS_OWED)), sum(owed_by.values()),
+                            "credits_owed is not the sum of credits_owed_by"))
+    payments = list(payments)
+    sources = set().union(*(_sources(p) for p in payments)) if payments else set()
+    claimed = sum(_claimed(p) for p in payments)
+    taken = sum(sums.taken_by_source.get(source, 0) for source in sources)
+    owed = sum(owed_by.values())
+    if claimed - taken != owed:
+        drifts.append(Drift(user_id, CREDITS_OWED, owed, claimed - taken,
+                            f"add-on payments claimed {claimed}, the ledger took back {taken}"))
+    return drifts

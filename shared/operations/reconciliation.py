@@ -4,7 +4,10 @@ Rules enforced here:
 - the users and the records (ordered by user) are streamed side by side, holding one user's
   sums at a time;
 - every drift is confirmed with a consistent read of that one user before it is reported, so a
-  change that landed between the two streams is not reported.
+  change that landed between the two streams is not reported;
+- a user who owes credits, or whose ledger took credits back, also has their add-on payments
+  read, so what is owed is accounted for (`reconcile_rules.owed_drift`); the report counts the
+  users who owe and the credits owed.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 from ..common import log
-from ..ledger.codec import is_legacy_document
-from ..store import scans
-from .reconcile_rules import Drift, LedgerSums, compare
+from ..ledger.codec import is_legacy_document, read_owed
+from ..store import collections, scans
+from .reconcile_rules import Drift, LedgerSums, compare, owed_drift
 
 
 @dataclass
@@ -26,6 +29,9 @@ class ReconcileReport:
     drift: list[Drift] = field(default_factory=list)
     # Drifts the scan saw that a consistent re-read did not: a change landed between streams.
     unconfirmed: int = 0
+    # Users who owe credits taken back by Stripe refunds or disputes, and how many in all.
+    owing_users: int = 0
+    credits_owed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +40,8 @@ class ReconcileReport:
             "legacy_users": self.legacy_users,
             "drift": [d.as_dict() for d in self.drift],
             "unconfirmed": self.unconfirmed,
+            "owing_users": self.owing_users,
+            "credits_owed": self.credits_owed,
         }
 
 
@@ -97,7 +105,11 @@ def reconcile(
         report.users += 1
         if data is not None and is_legacy_document(data):
             report.legacy_users += 1
-        if compare(user_id, data, sums):
+        owed = sum(amount for _, amount in read_owed(data)) if data is not None and not is_legacy_document(data) else 0
+        if owed:
+            report.owing_users += 1
+            report.credits_owed += owed
+        if compare(user_id, data, sums) or _owed_drift(user_id, data, sums):
             _confirm(report, user_id)
         if report.users % progress_every == 0:
             progress(report)
@@ -120,8 +132,16 @@ def _confirm(report: ReconcileReport, user_id: str) -> None:
     sums = LedgerSums()
     for record in records:
         sums.add(record)
-    confirmed = compare(user_id, data, sums)
+    confirmed = compare(user_id, data, sums) + _owed_drift(user_id, data, sums)
     if confirmed:
         report.drift.extend(confirmed)
     else:
         report.unconfirmed += 1
+
+
+def _owed_drift(user_id: str, data: Optional[dict[str, Any]], sums: LedgerSums) -> list[Drift]:
+    # Only users touched by money back need their payments read.
+    if data is None or not (sums.taken_by_source or read_owed(data)):
+        return []
+    payments = [snap.to_dict() for snap in scans.documents(collections.STRIPE_PAYMENTS, "user_id", user_id)]
+    return owed_drift(user_id, data, sums, payments)

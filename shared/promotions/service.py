@@ -6,7 +6,8 @@ Rules enforced here:
   in the same commit as the user's pools, so any repeat fails instead of granting twice;
 - a user with no document gets one with both pools; a legacy document is migrated in the
   same commit as its grant;
-- a grant id seen again with a different amount keeps the first grant, and is reported.
+- a grant id seen again with a different amount keeps the first grant, and is reported;
+- a grant first pays what the user owes (`accounts.grant_and_collect`), in the same commit.
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def decide_grant(snap: Snapshot, message: PromoMessage, user_id: str) -> Change[
     account, migration = accounts.migrate(snap.account)
     entry = accounts.grant(TransactionType.PROMO_GRANT, message.amount, message.description or DEFAULT_DESCRIPTION,
                            CreditPool.PERMANENT)
-    after = accounts.apply(account, [entry])
-    record_ids = [new_transaction_id() for _ in migration] + [collections.document_id(record_path)]
-    written = records.records(user_id, migration + [entry], message.grant_id, snap.now, ids=record_ids)
+    after, entries = accounts.grant_and_collect(account, [entry])
+    record_ids = (
+        [new_transaction_id() for _ in migration]
+        + [collections.document_id(record_path)]
+        + [new_transaction_id() for _ in entries[1:]]
+    )
+    written = records.records(user_id, migration + entries, message.grant_id, snap.now, ids=record_ids)
     return Change(result=GRANTED, account=after, records=written, create_records=True)
 
 

@@ -61,6 +61,12 @@ def balance(user_id: str) -> dict[str, Any]:
     return codec.balance_view(holds.effective_account(user_id, data, utcnow()), (data or {}).get("last_updated"))
 
 
+def owed(user_id: str) -> dict[str, Any]:
+    """What the user owes (`credits_owed`) and its parts by charge or dispute (`credits_owed_by`)."""
+    parts = codec.read_owed(documents.read(collections.user(user_id)))
+    return {"credits_owed": sum(amount for _, amount in parts), "credits_owed_by": dict(parts)}
+
+
 def history(user_id: str, limit: int = 20, page_token: Optional[str] = None) -> dict[str, Any]:
     """One page of the user's records, newest first, and the token of the next page or None."""
     after = page_tokens.decode(user_id, page_token) if page_token else None

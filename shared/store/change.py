@@ -4,6 +4,8 @@ Rules enforced here:
 - a decision is a pure function of a `Snapshot` (the user's account and raw document, the
   other documents it asked to read, the time) returning a `Change`;
 - a `Change` with no account, records or document writes commits nothing;
+- a document in `guarded` (one also written outside the user's commits) is written only over
+  the version the decision read, or created if it read none, so no concurrent write is lost;
 - marker documents in `create` must not exist yet: their creation is the idempotency; records
   with ids derived from their source are created, never overwritten (`create_records`).
 """
@@ -43,6 +45,8 @@ class Change(Generic[R]):
     create: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Documents (path -> data) overwritten whole; only for documents the user document guards.
     overwrite: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Overwritten documents written only over the version read (created if absent when read).
+    guarded: frozenset[str] = frozenset()
     # Documents deleted in the same commit (bookkeeping the change makes obsolete).
     delete: list[str] = field(default_factory=list)
     # Extra fields stored on the user document beside the pools.

@@ -21,6 +21,9 @@ STRIPE_CUSTOMERS = "stripe_customers"
 UNAPPLIED_EVENTS = "webhook_unapplied"
 HOLDS = "credit_holds"
 SPEND_REFUNDS = "spend_refunds"
+# One document per add-on payment (Stripe PaymentIntent): its user, what it granted, what
+# refunds and disputes took back, and events that came before its session was applied.
+STRIPE_PAYMENTS = "stripe_payments"
 
 
 def path(collection: str, doc_id: str) -> str:
@@ -62,6 +65,11 @@ def customer_link(customer_id: str) -> str:
 
 def unapplied_event(event_id: str) -> str:
     return path(UNAPPLIED_EVENTS, ids.document_id(event_id))
+
+
+def stripe_payment(payment_intent: str) -> str:
+    """A payment's document, by its PaymentIntent id."""
+    return path(STRIPE_PAYMENTS, ids.document_id(payment_intent))
 
 
 def document_id(doc_path: str) -> str:

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from google.cloud import firestore
 
@@ -101,7 +101,8 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
             raise ValueError("a change that commits must write the user document")
         batch = db.batch()
         change_id = outcome.new_change_id()
-        stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id)
+        versions = {p: (snaps[p].update_time if snaps[p].exists else None) for p in paths}
+        stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id, versions)
         try:
             batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
             return change.result
@@ -125,8 +126,12 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     raise Unavailable("too many concurrent changes to this user; retry later")
 
 
-def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> None:
-    """Put every write of one user's change into `batch`, so it commits whole or not at all."""
+def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id: str,
+          versions: Optional[dict[str, Any]] = None) -> None:
+    """Put every write of one user's change into `batch`, so it commits whole or not at all.
+
+    `versions` are the update times of the documents read with the user (None: absent).
+    """
     db = client()
     _stage_user(batch, user_snap, user_data, change, now, change_id)
     for record in change.records:
@@ -136,7 +141,14 @@ def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id:
     for path, data in change.create.items():
         batch.create(db.document(path), data)
     for path, data in change.overwrite.items():
-        batch.set(db.document(path), data)
+        if path in change.guarded:
+            version = (versions or {}).get(path)
+            if version is None:
+                batch.create(db.document(path), data)
+            else:
+                batch.update(db.document(path), data, option=db.write_option(last_update_time=version))
+        else:
+            batch.set(db.document(path), data)
     for path in change.delete:
         batch.delete(db.document(path))
 
@@ -145,7 +157,8 @@ def _stage_user(batch, user_snap, user_data, change: Change, now: datetime, chan
     if change.account is None:
         return
     # `change_id` lets a commit whose reply was lost be recognised (`outcome.resolve`).
-    data = {**codec.user_document(change.account, now, change.user_fields), outcome.CHANGE_ID: change_id}
+    data = {**codec.user_document(change.account, now, change.user_fields, stored=user_data),
+            outcome.CHANGE_ID: change_id}
     if not user_snap.exists:
         batch.create(user_snap.reference, data)
         return

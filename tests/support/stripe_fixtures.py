@@ -130,6 +130,7 @@ def checkout_session(
     metadata_user_id: Optional[str] = None,
     session_id: Optional[str] = None,
     subscription: Optional[str] = None,
+    payment_intent: Optional[str] = None,
 ) -> dict[str, Any]:
     obj = fixture(f"{SHAPES['current']}/checkout_session.json")
     obj.update(
@@ -141,14 +142,41 @@ def checkout_session(
         client_reference_id=client_reference_id,
         metadata={"user_id": metadata_user_id} if metadata_user_id else {},
         subscription=subscription,
-        payment_intent=fresh_id("pi") if mode == "payment" else None,
+        payment_intent=(payment_intent or fresh_id("pi")) if mode == "payment" else None,
     )
     return obj
 
 
-def subscription(sub_id: str, customer: str, user_id: Optional[str], ended_at: int, price: str) -> dict[str, Any]:
+def charge(
+    charge_id: str,
+    payment_intent: Optional[str],
+    amount: int,
+    amount_refunded: int,
+    customer: Optional[str],
+    invoice: Optional[str] = None,
+    shape: str = "current",
+) -> dict[str, Any]:
+    """A Charge as `charge.refunded` carries it; `invoice` only exists before 2025-03-31."""
+    obj = fixture(f"{SHAPES[shape]}/charge.json")
+    obj.update(id=charge_id, payment_intent=payment_intent, amount=amount, amount_captured=amount,
+               amount_refunded=amount_refunded, refunded=amount_refunded == amount, customer=customer,
+               captured=True, paid=True, status="succeeded")
+    if shape == "old":
+        obj["invoice"] = invoice
+    return obj
+
+
+def dispute(dispute_id: str, charge_id: str, payment_intent: Optional[str], amount: int, status: str) -> dict[str, Any]:
+    obj = fixture(f"{SHAPES['current']}/dispute.json")
+    obj.update(id=dispute_id, charge=charge_id, payment_intent=payment_intent, amount=amount, status=status,
+               is_charge_refundable=False)
+    return obj
+
+
+def subscription(sub_id: str, customer: str, user_id: Optional[str], ended_at: Optional[int], price: str,
+                 status: str = "canceled") -> dict[str, Any]:
     obj = fixture(f"{SHAPES['current']}/subscription.json")
-    obj.update(id=sub_id, customer=customer, status="canceled", ended_at=ended_at, canceled_at=ended_at,
+    obj.update(id=sub_id, customer=customer, status=status, ended_at=ended_at, canceled_at=ended_at,
                cancel_at_period_end=False, metadata={"user_id": user_id} if user_id else {})
     item = obj["items"]["data"][0]
     item.update(subscription=sub_id, price={**item["price"], "id": price})

@@ -47,12 +47,51 @@ class Customer:
 
     def pack_checkout(self, session_id: str, paid: bool, event_type: str = "checkout.session.completed") -> dict[str, Any]:
         session = sf.checkout_session("payment", "paid" if paid else "unpaid", self.customer,
-                                      client_reference_id=self.user_id, session_id=session_id)
+                                      client_reference_id=self.user_id, session_id=session_id,
+                                      payment_intent=payment_of(session_id))
         return sf.event(event_type, session)
+
+    def refund(self, session_id: str, amount_refunded: int, amount: int = 1000) -> dict[str, Any]:
+        """`charge.refunded` for the pack paid by `session_id`: cumulative `amount_refunded` of `amount`."""
+        obj = sf.charge(charge_of(session_id), payment_of(session_id), amount, amount_refunded, self.customer)
+        return sf.event("charge.refunded", obj)
+
+    def subscription_refund(self, invoice_id: str, amount_refunded: int, shape: str = "old") -> dict[str, Any]:
+        """`charge.refunded` for a subscription invoice's charge (the older shape names the invoice)."""
+        obj = sf.charge(f"ch_for_{invoice_id}", f"pi_for_{invoice_id}", 2000, amount_refunded, self.customer,
+                        invoice=invoice_id, shape=shape)
+        return sf.event("charge.refunded", obj, shape=shape)
+
+    def dispute(self, session_id: str, dispute_id: str, status: Optional[str] = None, amount: int = 1000) -> dict[str, Any]:
+        """`charge.dispute.created`, or `charge.dispute.closed` with `status`, on the pack's charge."""
+        obj = sf.dispute(dispute_id, charge_of(session_id), payment_of(session_id), amount, status or "needs_response")
+        return sf.event("charge.dispute.closed" if status else "charge.dispute.created", obj)
+
+    def paused(self, at: int, price: str = "price_pro_monthly") -> dict[str, Any]:
+        obj = sf.subscription(self.subscription, self.customer, self.metadata_user, None, price, status="paused")
+        return dict(sf.event("customer.subscription.paused", obj), created=at)
+
+    def resumed(self, at: int, price: str = "price_pro_monthly") -> dict[str, Any]:
+        obj = sf.subscription(self.subscription, self.customer, self.metadata_user, None, price, status="active")
+        return dict(sf.event("customer.subscription.resumed", obj), created=at)
+
+    def with_subscription(self, subscription: str) -> "Customer":
+        """The same user and customer with another subscription (a second Checkout)."""
+        other = Customer(self.user_id, self.shape, self.metadata_user is not None, self.tag)
+        other.subscription = subscription
+        return other
 
     def cancellation(self, ended_at: int, price: str = "price_pro_monthly") -> dict[str, Any]:
         obj = sf.subscription(self.subscription, self.customer, self.metadata_user, ended_at, price)
         return sf.event("customer.subscription.deleted", obj)
+
+
+def payment_of(session_id: str) -> str:
+    return f"pi_for_{session_id}"
+
+
+def charge_of(session_id: str) -> str:
+    return f"ch_for_{session_id}"
 
 
 def ledger_view(db, user_id: str) -> tuple[dict[str, Any], list[tuple]]:

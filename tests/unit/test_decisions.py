@@ -150,7 +150,7 @@ PERIOD = Period(1_700_000_000, 1_702_592_000)
 def _renewal(markers=("webhook_applied/invoice:in_1", "webhook_applied/period:sub_1:1700000000")):
     return decisions.EventChange(
         event_id="evt_1", event_type="invoice.paid", user_id="u", source="in_1", markers=tuple(markers),
-        rule=lambda account, state: renew(account.monthly, state, PRO, 1, PERIOD),
+        rule=lambda facts: renew(facts.account.monthly, facts.state, PRO, 1, PERIOD),
         unapplied_path="webhook_unapplied/evt_1", subscription_id="sub_1",
     )
 

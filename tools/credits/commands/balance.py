@@ -1,4 +1,5 @@
-"""`credits balance USER`: a user's pools and totals, as the balance endpoint returns them."""
+"""`credits balance USER`: a user's pools and totals, as the balance endpoint returns them, and
+what the user owes (credits taken back by Stripe refunds or disputes that the pools could not cover)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def add_parser(subparsers):
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
-    body = spending.balance(args.user_id)
+    body = {**spending.balance(args.user_id), **spending.owed(args.user_id)}
     if args.json:
         emit_json(out, body)
     else:

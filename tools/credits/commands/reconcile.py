@@ -43,6 +43,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
         users_with_drift = len({d.user_id for d in report.drift})
         out.write(
             f"{report.users} users, {report.transactions} transactions, {report.legacy_users} legacy (not yet migrated); "
-            f"{users_with_drift} users with drift\n"
+            f"{users_with_drift} users with drift; {report.owing_users} users owe {report.credits_owed} credits "
+            "taken back by Stripe\n"
         )
     return EXIT_PROBLEMS if report.drift else EXIT_OK
