@@ -7,7 +7,7 @@ response in one place (`spend`). No business rules live here.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Optional
+from typing import Optional
 
 import functions_framework
 from pydantic import ValidationError
