@@ -2,6 +2,6 @@
 which declares the command and its arguments and returns its parser, and `run(args, out, err)`,
 which does the work and returns the exit code."""
 
-from . import adjust, balance, history, migrate, reconcile, replay, report
+from . import adjust, balance, events, history, migrate, reconcile, replay, report
 
-COMMANDS = [balance, history, adjust, migrate, reconcile, replay, report]
+COMMANDS = [balance, history, adjust, migrate, reconcile, replay, report, events]
