@@ -7,8 +7,10 @@ Rules enforced here:
   load and a lone message waits for nothing; `BATCH_LATENCY_S` can add a wait before each batch. The client library
   makes one call per ordering key, which with a key per user means one call per event; one
   Publish request may carry many ordering keys, and Pub/Sub keeps the order within it;
-- ordering by key (the user id): one sender sends batches one after another, so a user's
-  messages reach Pub/Sub in the order they were published;
+- ordering by key (the user id): one sender per process sends batches one after another, so a
+  user's messages reach Pub/Sub in the order that process published them (separate processes and
+  instances order nothing between them, and neither do Eventarc's concurrent deliveries);
+- `publish` is a coroutine: a request waits for its messages on the event loop, holding no thread;
 - a publish is done only when Pub/Sub has acknowledged every message of it. A failure pauses
   the batch's ordering keys, as the client library does with message ordering on: later
   messages for those users fail too, rather than overtake the failed one, until
@@ -18,6 +20,7 @@ Rules enforced here:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -140,20 +143,42 @@ def client() -> BatchingPublisher:
     return BatchingPublisher()
 
 
-def publish(messages: Sequence[Message], topic: Optional[str] = None) -> list[str]:
-    """Publish `messages` in order and wait for Pub/Sub to keep them all; their message ids."""
-    if not messages:
-        return []
+def _submit(messages: Sequence[Message], topic: Optional[str]) -> tuple[BatchingPublisher, str, list[Future]]:
     path = topic or topic_path()
     publisher = client()
     futures = [
         publisher.publish(path, message.payload(), ordering_key=message.ordering_key, **message.attributes)
         for message in messages
     ]
+    return publisher, path, futures
+
+
+def _unavailable(publisher: BatchingPublisher, path: str, messages: Sequence[Message], err: BaseException):
+    # Without this every later message for these users would be refused.
+    for key in {message.ordering_key for message in messages}:
+        publisher.resume_publish(path, key)
+    return PublishUnavailable(f"publishing to {path} failed: {type(err).__name__}: {err}")
+
+
+_FAILURES = (gexc.GoogleAPIError, OrderingKeyPaused, TimeoutError)
+
+
+async def publish(messages: Sequence[Message], topic: Optional[str] = None) -> list[str]:
+    """Publish `messages` in order and wait for Pub/Sub to keep them all; their message ids.
+
+    A coroutine: the caller waits on its event loop, holding no thread, while the sender thread
+    sends its batch."""
+    if not messages:
+        return []
+    publisher, path, futures = _submit(messages, topic)
+    waiting = asyncio.gather(*(asyncio.wrap_future(future) for future in futures), return_exceptions=True)
     try:
-        return [future.result(timeout=PUBLISH_TIMEOUT_S + 5) for future in futures]
-    except (gexc.GoogleAPIError, OrderingKeyPaused, TimeoutError) as err:
-        # Without this every later message for these users would be refused.
-        for key in {message.ordering_key for message in messages}:
-            publisher.resume_publish(path, key)
-        raise PublishUnavailable(f"publishing to {path} failed: {type(err).__name__}: {err}") from None
+        results = await asyncio.wait_for(waiting, PUBLISH_TIMEOUT_S + 5)
+    except asyncio.TimeoutError as err:
+        raise _unavailable(publisher, path, messages, err) from None
+    for result in results:
+        if isinstance(result, _FAILURES):
+            raise _unavailable(publisher, path, messages, result) from None
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)

@@ -11,7 +11,7 @@ from google.cloud import pubsub_v1
 from shared.events import publisher
 from tests.support.cli import credits
 from tests.support.events import document_event, transaction, user
-from tests.support.functions import function_app
+from tests.support.functions import asgi_client, function_app
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +38,12 @@ def topic(pubsub_emulator, monkeypatch):
 
 @pytest.fixture
 def deliver(events_app, topic):
-    client = events_app.test_client()
+    client = asgi_client(events_app)
 
     def post(path, value, old_value=None):
         headers, body = document_event(path, value, old_value)
-        response = client.post("/", data=body, headers=headers)
-        assert response.status_code == 200, response.data
+        response = client.post("/", content=body, headers=headers)
+        assert response.status_code == 200, response.content
 
     return post
 

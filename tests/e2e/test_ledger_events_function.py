@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from shared.events import publisher
-from tests.support.functions import function_app
+from tests.support.functions import asgi_client, function_app
 from tests.support.events import CREATED, EventsTopic, dedupe, document_event, now, transaction, user
 
 
@@ -29,11 +29,11 @@ def topic(pubsub_emulator, monkeypatch):
 
 @pytest.fixture
 def deliver(events_app, topic):
-    client = events_app.test_client()
+    client = asgi_client(events_app)
 
     def post(path, value, old_value=None, **kwargs):
         headers, body = document_event(path, value, old_value, **kwargs)
-        return client.post("/", data=body, headers=headers)
+        return client.post("/", content=body, headers=headers)
 
     return post
 
@@ -43,7 +43,7 @@ def test_a_new_transaction_record_publishes_transaction_created_with_the_record_
 
     response = deliver("credits_transactions/txn_1", record, event_type=CREATED)
 
-    assert response.status_code == 200, response.data
+    assert response.status_code == 200, response.content
     [message] = topic.pull(1)
     assert message.attributes == {"event_type": "transaction.created", "user_id": "u1",
                                   "event_id": "transaction.created:txn_1"}
@@ -57,7 +57,7 @@ def test_a_change_of_a_users_pools_publishes_balance_updated_with_the_balance_as
 
     response = deliver("users_credits/u1", after, before, update_time=stamp)
 
-    assert response.status_code == 200, response.data
+    assert response.status_code == 200, response.content
     [message] = topic.pull(1)
     assert message.event_type == "balance.updated"
     assert message.ordering_key == message.attributes["user_id"] == "u1"
@@ -163,7 +163,7 @@ def test_a_document_that_is_not_ours_is_logged_and_acknowledged(deliver, topic, 
 def test_a_body_that_is_not_protobuf_is_logged_and_acknowledged(events_app, topic, capsys):
     headers, _ = document_event("users_credits/u1", user("u1", 1, 1))
 
-    response = events_app.test_client().post("/", data=b"\xff\xfe not protobuf", headers=headers)
+    response = asgi_client(events_app).post("/", content=b"\xff\xfe not protobuf", headers=headers)
 
     assert response.status_code == 200
     assert '"outcome":"invalid_payload"' in capsys.readouterr().out
