@@ -105,20 +105,25 @@ resource "google_cloudfunctions2_function" "ledger_events" {
   service_config {
     service_account_email = google_service_account.ledger_events.email
     # Only Eventarc calls it.
-    ingress_settings   = "ALLOW_INTERNAL_ONLY"
-    available_memory   = "512Mi"
-    available_cpu      = "1"
+    ingress_settings = "ALLOW_INTERNAL_ONLY"
+    # Two CPUs served by two functions-framework worker processes (WORKERS below): the work is
+    # CPU in Python, so one process uses one CPU at most. benchmarks/bench_events.py reads WORKERS
+    # and the request concurrency from here and measures this configuration.
+    available_memory   = "1Gi"
+    available_cpu      = "2"
     timeout_seconds    = 60
     max_instance_count = var.max_instances_ledger_events
     min_instance_count = 0
-    # Concurrent events share the publisher's batches; the handler holds no per-request state.
-    max_instance_request_concurrency = 20
+    # Concurrent events share each process's publisher batches (the async handler holds no
+    # thread while it waits for Pub/Sub, so more at once means bigger batches, less CPU each).
+    max_instance_request_concurrency = 32
     all_traffic_on_latest_revision   = true
 
     environment_variables = {
       GOOGLE_CLOUD_PROJECT = var.project_id
       CREDITS_EVENTS_TOPIC = google_pubsub_topic.events.name
       CREDITS_LOW_BALANCE  = tostring(var.low_balance_threshold)
+      WORKERS              = "2"
     }
   }
 

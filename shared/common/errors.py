@@ -169,3 +169,7 @@ class CannotApply(CreditsError):
 
 class PublishUnavailable(Unavailable):
     """Pub/Sub refused or timed out a publish; the change is published again on redelivery."""
+
+
+class SubscriptionUnavailable(Unavailable):
+    """Pub/Sub could not be reached to set up or read a subscription; nothing was acknowledged."""

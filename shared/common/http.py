@@ -72,6 +72,73 @@ def envelope_handler(function: str, allowed: tuple[str, ...] = ("POST",)):
     return handle
 
 
+def _envelope_for(exc: Optional[Exception], status: int, function: str, allowed: tuple[str, ...]):
+    """The (body, status, headers) of an error answer, for an exception or a refused status."""
+    if isinstance(exc, CreditsError):
+        return error_response(exc)
+    if exc is not None:
+        log.error("unexpected fault", function=function, outcome="internal", error=type(exc).__name__,
+                  detail=str(exc)[:300])
+        return respond(INTERNAL, 500)
+    code, message = _FRAMEWORK_ERRORS.get(status, ("invalid_request" if status < 500 else "internal",
+                                                   "the request was refused" if status < 500 else "internal error"))
+    if status == 405:
+        return error_response(MethodNotAllowed(message, allowed=list(allowed)))
+    return respond({"error": {"code": code, "message": message}}, status)
+
+
+class AsgiEnvelope:
+    """ASGI middleware for a function served on functions-framework's async stack: every error
+    answer (the router's 404 and 405, a refused CloudEvent's 400, a raised fault) in the envelope.
+
+    It replaces that stack's own outermost exception middleware, which answers in plain text.
+    """
+
+    function = "function"
+    allowed: tuple[str, ...] = ("POST",)
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused: dict[str, int] = {}
+        started = False
+
+        async def guarded_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                refused["status"] = message["status"]
+                return
+            if refused and message["type"] == "http.response.body":
+                if not message.get("more_body"):
+                    await self._answer(send, _envelope_for(None, refused["status"], self.function, self.allowed))
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as exc:  # noqa: BLE001 - the one place a raised fault becomes an answer
+            if started:
+                raise
+            await self._answer(send, _envelope_for(exc, 500, self.function, self.allowed))
+
+    @staticmethod
+    async def _answer(send, answer) -> None:
+        body, status, headers = answer
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def asgi_envelope(function: str, allowed: tuple[str, ...] = ("POST",)) -> type:
+    """`AsgiEnvelope` for one function, as a class the framework instantiates around its app."""
+    return type("Envelope", (AsgiEnvelope,), {"function": function, "allowed": allowed})
+
+
 def read_body(request, limit: int, malformed: type[CreditsError] = InvalidRequest) -> bytes:
     """The raw request body, refused with 413 when over `limit` bytes, declared or not."""
     if request.content_length is not None and request.content_length > limit:

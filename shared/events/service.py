@@ -40,12 +40,23 @@ def document_path(attributes: Mapping[str, str]) -> Optional[str]:
     return subject[len("documents/"):] if subject.startswith("documents/") else None
 
 
-def handle(event_type: str, attributes: Mapping[str, str], data: object) -> Outcome:
+def plan(event_type: str, attributes: Mapping[str, str], data: object) -> tuple[str, list[rules.Message]]:
+    """The changed document's path and the messages its change publishes (no I/O)."""
     if not str(event_type).startswith(FIRESTORE_EVENT_PREFIX):
         raise InvalidPayload(f"not a Firestore document event ({event_type})")
     change = documents.decode(data, document_path(attributes))  # type: ignore[arg-type]
     messages = rules.messages_for(
         change.path, change.value, change.old_value, change.update_time, settings.low_balance_threshold()
     )
-    publisher.publish(messages)
-    return Outcome(change.path, tuple(m.event_id for m in messages), messages[0].user_id if messages else None)
+    return change.path, messages
+
+
+def _outcome(path: str, messages: list[rules.Message]) -> Outcome:
+    return Outcome(path, tuple(m.event_id for m in messages), messages[0].user_id if messages else None)
+
+
+async def handle(event_type: str, attributes: Mapping[str, str], data: object) -> Outcome:
+    """Publishes what the change means; the decoding and rules run inline (CPU only, no I/O)."""
+    path, messages = plan(event_type, attributes, data)
+    await publisher.publish(messages)
+    return _outcome(path, messages)

@@ -15,33 +15,37 @@ import pytest
 
 from scripts.local_events import Forwarder
 from shared.promotions import schemas, service as promo_service
-from tests.support.functions import function_app
+from tests.support.functions import function_app, serve_asgi
 from tests.support.emulators import PROJECT
 from tests.support.events import EventsTopic, dedupe
 from tests.support.ledger import records_of
-from tests.support.promo import serve_app
 from tests.support.stripe_story import Customer
 
 
 class LosesFirstAnswers:
-    """WSGI middleware: runs every request, but answers the first delivery of each event with a 503."""
+    """ASGI middleware: runs every request, but answers the first delivery of each event with a 503."""
 
     def __init__(self, app) -> None:
         self.app = app
         self.seen: set[str] = set()
         self.lock = threading.Lock()
 
-    def __call__(self, environ, start_response):
-        ce_id = environ.get("HTTP_CE_ID", "")
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        ce_id = dict(scope["headers"]).get(b"ce-id", b"").decode()
         with self.lock:
             first = ce_id not in self.seen
             self.seen.add(ce_id)
         if not first:
-            return self.app(environ, start_response)
-        for _chunk in self.app(environ, lambda *args, **kwargs: None):
+            return await self.app(scope, receive, send)
+
+        async def dropped(message) -> None:
             pass  # the function ran and published; only its answer is dropped
-        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-        return [b"answer lost"]
+
+        await self.app(scope, receive, dropped)
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"answer lost"})
 
 
 @pytest.fixture
@@ -50,8 +54,8 @@ def pipeline(db, pubsub_emulator, monkeypatch):
     monkeypatch.setenv("CREDITS_EVENTS_TOPIC", topic.name)
     monkeypatch.setenv("CREDITS_LOW_BALANCE", "200")
     app = function_app("ledger_events")
-    with serve_app(LosesFirstAnswers(app)) as served:
-        forwarder = Forwarder(served.url, PROJECT).start()
+    with serve_asgi(LosesFirstAnswers(app)) as url:
+        forwarder = Forwarder(url, PROJECT).start()
         try:
             yield topic, forwarder
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from shared.events import publisher
-from tests.support.functions import function_app
+from tests.support.functions import asgi_client, function_app
 from tests.support.events import CREATED, EventsTopic, dedupe, document_event, now, transaction, user
 
 
@@ -29,11 +29,11 @@ def topic(pubsub_emulator, monkeypatch):
 
 @pytest.fixture
 def deliver(events_app, topic):
-    client = events_app.test_client()
+    client = asgi_client(events_app)
 
     def post(path, value, old_value=None, **kwargs):
         headers, body = document_event(path, value, old_value, **kwargs)
-        return client.post("/", data=body, headers=headers)
+        return client.post("/", content=body, headers=headers)
 
     return post
 
@@ -43,7 +43,7 @@ def test_a_new_transaction_record_publishes_transaction_created_with_the_record_
 
     response = deliver("credits_transactions/txn_1", record, event_type=CREATED)
 
-    assert response.status_code == 200, response.data
+    assert response.status_code == 200, response.content
     [message] = topic.pull(1)
     assert message.attributes == {"event_type": "transaction.created", "user_id": "u1",
                                   "event_id": "transaction.created:txn_1"}
@@ -57,7 +57,7 @@ def test_a_change_of_a_users_pools_publishes_balance_updated_with_the_balance_as
 
     response = deliver("users_credits/u1", after, before, update_time=stamp)
 
-    assert response.status_code == 200, response.data
+    assert response.status_code == 200, response.content
     [message] = topic.pull(1)
     assert message.event_type == "balance.updated"
     assert message.ordering_key == message.attributes["user_id"] == "u1"
@@ -163,7 +163,7 @@ def test_a_document_that_is_not_ours_is_logged_and_acknowledged(deliver, topic, 
 def test_a_body_that_is_not_protobuf_is_logged_and_acknowledged(events_app, topic, capsys):
     headers, _ = document_event("users_credits/u1", user("u1", 1, 1))
 
-    response = events_app.test_client().post("/", data=b"\xff\xfe not protobuf", headers=headers)
+    response = asgi_client(events_app).post("/", content=b"\xff\xfe not protobuf", headers=headers)
 
     assert response.status_code == 200
     assert '"outcome":"invalid_payload"' in capsys.readouterr().out
@@ -175,9 +175,18 @@ def test_a_publish_that_cannot_reach_the_topic_fails_so_eventarc_redelivers(deli
 
     response = deliver("credits_transactions/txn_1", transaction("txn_1", "u1", -3))
 
-    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
     assert '"outcome":"unavailable"' in capsys.readouterr().out
     # The ordering key was resumed: the next event for the same user goes out.
     monkeypatch.setenv("CREDITS_EVENTS_TOPIC", topic.name)
     assert deliver("credits_transactions/txn_2", transaction("txn_2", "u1", -3)).status_code == 200
     assert [m.event_id for m in topic.pull(1)] == ["transaction.created:txn_2"]
+
+
+def test_every_refusal_of_the_function_is_in_the_error_envelope(events_app):
+    client = asgi_client(events_app)
+    wrong_method = client.get("/")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
+    not_an_event = client.post("/", content=b"{}", headers={"content-type": "application/json"})
+    assert not_an_event.status_code == 400 and not_an_event.json()["error"]["code"] == "invalid_request"

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="credits",
         description=(
             "Operate the two-pool credit system: balances, history, adjustments, migration, "
-            "reconciliation, replay and usage reports. Uses the same environment variables as the "
-            "functions (GOOGLE_CLOUD_PROJECT, FIRESTORE_EMULATOR_HOST)."
+            "reconciliation, replay, usage reports and a tail of the events topic. Uses the same "
+            "environment variables as the functions (GOOGLE_CLOUD_PROJECT, FIRESTORE_EMULATOR_HOST, "
+            "PUBSUB_EMULATOR_HOST)."
         ),
         epilog="Exit codes: 0 done, 1 problems found, 2 bad arguments, 3 refused by the rules, 4 unavailable/interrupted.",
     )
