@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from ..common.errors import IdempotencyConflict
+from ..common.ids import fingerprint
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class KeyedCommand:
     fingerprint: str
     # What the caller calls the key in errors (`idempotency_key`, `hold_id`, ...).
     key_name: str = "idempotency_key"
+
+    @classmethod
+    def under(cls, key: Optional[str], marker_path, *inputs: Any, key_name: str = "idempotency_key"
+              ) -> Optional["KeyedCommand"]:
+        """The command for `key` (None without one), its marker at `marker_path(key)`, its
+        fingerprint over `inputs`."""
+        if key is None:
+            return None
+        return cls(key=key, marker_path=marker_path(key), fingerprint=fingerprint(*inputs), key_name=key_name)
 
     def replay(self, marker: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
         """The stored response if the command already ran with this input, None if it never ran.

@@ -45,12 +45,8 @@ class HoldRequest:
 
     @property
     def command(self) -> KeyedCommand:
-        return KeyedCommand(
-            key=self.hold_id,
-            marker_path=collections.spend_key(self.hold_id),
-            fingerprint=ids.fingerprint(HOLD_KIND, self.user_id, self.amount, self.description, self.expires_in),
-            key_name="hold_id",
-        )
+        return KeyedCommand.under(self.hold_id, collections.spend_key, HOLD_KIND, self.user_id, self.amount,
+                                  self.description, self.expires_in, key_name="hold_id")
 
 
 @dataclass(frozen=True)

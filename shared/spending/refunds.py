@@ -18,7 +18,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..common import ids
 from ..common.errors import RefundExceedsSpend, SpendNotFound
 from ..ledger import accounts, codec, holds, records
 from ..ledger.idempotency import KeyedCommand
@@ -41,13 +40,8 @@ class RefundRequest:
 
     @property
     def command(self) -> Optional[KeyedCommand]:
-        if self.idempotency_key is None:
-            return None
-        return KeyedCommand(
-            key=self.idempotency_key,
-            marker_path=collections.spend_key(self.idempotency_key),
-            fingerprint=ids.fingerprint(REFUND_KIND, self.user_id, self.spend_key, self.amount, self.description),
-        )
+        return KeyedCommand.under(self.idempotency_key, collections.spend_key, REFUND_KIND, self.user_id,
+                                  self.spend_key, self.amount, self.description)
 
     @property
     def reads(self) -> list[str]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
-from ..common import ids
 from ..common.errors import InsufficientCredits, InvalidRequest
 from ..ledger import accounts, codec, records
 from ..ledger.accounts import MONTHLY, PERMANENT, Account, Entry
@@ -79,13 +78,8 @@ class SpendRequest:
 
     @property
     def command(self) -> Optional[KeyedCommand]:
-        if self.idempotency_key is None:
-            return None
-        return KeyedCommand(
-            key=self.idempotency_key,
-            marker_path=collections.spend_key(self.idempotency_key),
-            fingerprint=ids.fingerprint(self.user_id, self.amount, self.description),
-        )
+        return KeyedCommand.under(self.idempotency_key, collections.spend_key, self.user_id, self.amount,
+                                  self.description)
 
 
 @dataclass(frozen=True)
