@@ -155,10 +155,6 @@ def local_stripe(firestore_emulator, db, monkeypatch):
         stand_in.stop()
 
 
-def _pools(db, user_id: str) -> tuple[int, int]:
-    doc = user_doc(db, user_id) or {}
-    return doc.get("credits_permanent", 0), doc.get("owed_credits", 0)
-
 
 def test_a_local_pack_is_granted_then_taken_back_by_its_refund(local_stripe, db, capsys):
     assert stripe_event.main(["pack", "local-buyer"]) == 0

@@ -2,6 +2,6 @@
 which declares the command and its arguments and returns its parser, and `run(args, out, err)`,
 which does the work and returns the exit code."""
 
-from . import adjust, balance, history, holds, migrate, reconcile, refund, replay, report
+from . import adjust, balance, health, history, holds, migrate, reconcile, refund, replay, report
 
-COMMANDS = [balance, history, adjust, refund, holds, migrate, reconcile, replay, report]
+COMMANDS = [balance, history, adjust, refund, holds, migrate, reconcile, replay, report, health]
