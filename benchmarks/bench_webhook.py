@@ -49,7 +49,7 @@ def latency() -> None:
 
     from shared.store import collections
     from shared.store import client as store_client
-    from tests.support import stripe_fixtures as sf
+    from tools.local import stripe_events as sf
     from tests.support.stripe_story import Customer
 
     client = create_app("stripe_webhook", source=str(ROOT / "functions" / "stripe_webhook" / "main.py")).test_client()
@@ -134,7 +134,7 @@ def _first_200(name: str, request_for, env: dict[str, str]) -> float:
 
 
 def cold_starts() -> None:
-    from tests.support import stripe_fixtures as sf
+    from tools.local import stripe_events as sf
     from tests.support.stripe_story import Customer
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -3,7 +3,7 @@
 # topic, the Stripe secrets, and the BigQuery tables analytics reads.
 #
 # Files: functions.tf (sources, functions, service accounts, invokers), pubsub.tf, firestore.tf,
-# secrets.tf, bigquery.tf. Deploying is described in the README's "Deploy" section.
+# secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in the README's "Deploy" section.
 
 data "google_project" "this" {
   project_id = var.project_id

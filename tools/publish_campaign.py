@@ -8,6 +8,11 @@ standard input (`-`). They are checked and de-duplicated before anything is publ
 sent in messages of at most 500 users to the `promo-grants` topic (the Pub/Sub emulator when
 PUBSUB_EMULATOR_HOST is set). Re-running with the same grant id is safe: a user who already
 has the grant is never granted it again, so an interrupted run is finished by running it again.
+
+With `--wait` the command then reads each user's grant record back from Firestore (the same
+project, `FIRESTORE_EMULATOR_HOST` locally) until every user has one or the wait is over, and
+reports per message how many users were granted now, already had the grant, or hold a grant of
+this id with another amount (conflicting: the first grant stands).
 """
 
 from __future__ import annotations
@@ -18,14 +23,21 @@ import io
 import json
 import os
 import sys
-from typing import Iterable, Optional, TextIO
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
+from shared.common.errors import CreditsError
 from shared.promotions.schemas import MAX_USERS, PromoMessage
 from shared.common.validation import UserId
 
 DEFAULT_TOPIC = "promo-grants"
+DEFAULT_WAIT_S = 300
+POLL_S = 1.0
+EXIT_CONFLICTING = 1
+EXIT_NOT_APPLIED = 3
 LOCAL_PROJECT = "demo-credits"
 _USER_ID = TypeAdapter(UserId)
 
@@ -101,8 +113,9 @@ def topic_path_of(topic: str, project: Optional[str]) -> str:
     return f"projects/{project_id(project)}/topics/{topic}"
 
 
-def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) -> None:
-    """Publish every message, waiting for each to be accepted, and report progress on `out`."""
+def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) -> list[str]:
+    """Publish every message, waiting for each to be accepted, and report progress on `out`;
+    the message ids, in order."""
     from google.api_core import exceptions as gexc
     from google.cloud import pubsub_v1
 
@@ -119,6 +132,7 @@ def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) 
         for number, data in enumerate(payloads, start=1)
     ]
     users = 0
+    message_ids = []
     for number, (future, data) in enumerate(zip(futures, payloads), start=1):
         try:
             message_id = future.result(timeout=120)
@@ -128,12 +142,93 @@ def publish(topic_path: str, payloads: list[bytes], grant_id: str, out: TextIO) 
                 "run the same command again to finish the campaign (no one is granted twice)"
             ) from None
         users += len(json.loads(data)["user_ids"])
+        message_ids.append(message_id)
         out.write(f"published message {number}/{total} (id {message_id}): {users} users so far\n")
         out.flush()
+    return message_ids
+
+
+@dataclass
+class MessageOutcome:
+    """What one message did, user by user, as read back from the grant records."""
+
+    users: list[str]
+    granted: list[str] = field(default_factory=list)
+    already_granted: list[str] = field(default_factory=list)
+    conflicting: dict[str, int] = field(default_factory=dict)
+    not_applied: list[str] = field(default_factory=list)
+
+
+def outcomes(
+    grant_id: str,
+    amount: int,
+    chunks: list[list[str]],
+    before: dict[str, Optional[int]],
+    read: Callable[[list[str]], dict[str, Optional[int]]],
+    wait_s: float,
+    poll_s: float = POLL_S,
+) -> list[MessageOutcome]:
+    """Poll `read` for the users without a grant record until all have one or `wait_s` passes,
+    then sort every user of every message by what happened to them."""
+    now = dict(before)
+    deadline = time.monotonic() + wait_s
+    while True:
+        missing = [user_id for user_id, seen in now.items() if seen is None]
+        if missing:
+            now.update(read(missing))
+        if all(seen is not None for seen in now.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    report = []
+    for users in chunks:
+        outcome = MessageOutcome(users)
+        for user_id in users:
+            seen = now.get(user_id)
+            if seen is None:
+                outcome.not_applied.append(user_id)
+            elif seen != amount:
+                outcome.conflicting[user_id] = seen
+            elif before.get(user_id) is not None:
+                outcome.already_granted.append(user_id)
+            else:
+                outcome.granted.append(user_id)
+        report.append(outcome)
+    return report
+
+
+def report_outcomes(report: list[MessageOutcome], message_ids: list[str], amount: int, wait_s: float,
+                    out: TextIO) -> int:
+    """One line per message and the totals; the exit status."""
+    total = len(report)
+    for number, (outcome, message_id) in enumerate(zip(report, message_ids), start=1):
+        out.write(
+            f"message {number}/{total} (id {message_id}): {len(outcome.granted)} granted, "
+            f"{len(outcome.already_granted)} already granted, {len(outcome.conflicting)} conflicting"
+            + (f", {len(outcome.not_applied)} not applied yet" if outcome.not_applied else "")
+            + "\n"
+        )
+        for user_id, seen in list(outcome.conflicting.items())[:20]:
+            out.write(f"  conflicting: {user_id} was granted {seen} under this grant id before, not {amount}\n")
+    conflicting = sum(len(o.conflicting) for o in report)
+    not_applied = sum(len(o.not_applied) for o in report)
+    out.write(
+        f"outcome: {sum(len(o.granted) for o in report)} granted, {sum(len(o.already_granted) for o in report)} "
+        f"already granted, {conflicting} conflicting, {not_applied} not applied yet\n"
+    )
+    if conflicting:
+        out.write("conflicting users keep their first grant: use a new grant id for a new amount\n")
+        return EXIT_CONFLICTING
+    if not_applied:
+        out.write(f"{not_applied} user(s) had no grant record after {wait_s:.0f}s: promo_grant may be down or "
+                  "retrying; check again later with the same command (nobody is granted twice)\n")
+        return EXIT_NOT_APPLIED
+    return 0
 
 
 def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: Optional[TextIO] = None) -> int:
-    """Exit status 0 when every message is published, 2 on bad input or a failed publish."""
+    """Exit status 0 when every message is published (and, with --wait, applied), 2 on bad input or
+    a failed publish; with --wait, 1 when a user holds this grant id with another amount, 3 when
+    some users had no grant record when the wait ended."""
     out = out or sys.stdout
     parser = argparse.ArgumentParser(
         prog="publish-campaign", description="Publish a promotional grant of permanent credits to a list of users."
@@ -146,6 +241,9 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
     parser.add_argument("--project", default=None, help="Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--chunk-size", type=int, default=MAX_USERS, help=f"users per message (1 to {MAX_USERS})")
     parser.add_argument("--dry-run", action="store_true", help="check the input and show the plan, publish nothing")
+    parser.add_argument("--wait", nargs="?", type=float, const=DEFAULT_WAIT_S, default=None, metavar="SECONDS",
+                        help="then read every user's grant record back from Firestore and report the outcome "
+                             f"per message, waiting up to SECONDS (default {DEFAULT_WAIT_S})")
     parser.add_argument("source", help="file of user ids, or - for standard input")
     args = parser.parse_args(argv)
     try:
@@ -170,12 +268,30 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
         where = f"the emulator at {os.environ['PUBSUB_EMULATOR_HOST']}" if os.environ.get("PUBSUB_EMULATOR_HOST") else "Pub/Sub"
         topic_path = topic_path_of(args.topic, args.project)
         out.write(f"publishing to {topic_path} on {where}\n")
-        publish(topic_path, payloads, args.grant_id, out)
+        if args.wait is not None:
+            from shared.promotions.outcomes import granted_amounts
+
+            try:
+                before = granted_amounts(args.grant_id, user_ids)
+            except CreditsError as err:
+                raise CampaignError(f"cannot read the grant records for --wait ({err.message}); nothing was published") from None
+        message_ids = publish(topic_path, payloads, args.grant_id, out)
     except (CampaignError, OSError) as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
     out.write(f"done: {len(payloads)} message(s) published for campaign {args.grant_id!r}\n")
-    return 0
+    if args.wait is None:
+        return 0
+    out.write(f"waiting up to {args.wait:.0f}s for every user's grant record ...\n")
+    out.flush()
+    chunks = [json.loads(data)["user_ids"] for data in payloads]
+    try:
+        report = outcomes(args.grant_id, args.amount, chunks, before,
+                          lambda users: granted_amounts(args.grant_id, users), args.wait)
+    except CreditsError as err:
+        sys.stderr.write(f"error: published, but the grant records could not be read: {err.message}\n")
+        return EXIT_NOT_APPLIED
+    return report_outcomes(report, message_ids, args.amount, args.wait, out)
 
 
 if __name__ == "__main__":

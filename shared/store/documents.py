@@ -69,3 +69,16 @@ def update_if_unchanged(path: str, fields: dict[str, Any], version: datetime) ->
 def delete(path: str) -> None:
     with faults("delete_document"):
         client().document(path).delete(retry=None, timeout=RPC_TIMEOUT_S)
+
+
+def read_many(paths: list[str], chunk: int = 300) -> dict[str, Optional[dict[str, Any]]]:
+    """Many documents by path, a batched read per `chunk` paths; None for a missing one."""
+    found: dict[str, Optional[dict[str, Any]]] = {path: None for path in paths}
+    db = client()
+    for start in range(0, len(paths), chunk):
+        refs = [db.document(path) for path in paths[start : start + chunk]]
+        with faults("read_documents"):
+            for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S):
+                if snap.exists:
+                    found[snap.reference.path] = snap.to_dict()
+    return found

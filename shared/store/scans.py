@@ -161,3 +161,19 @@ def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     return [snap.to_dict() for snap in _page(query, "expired_holds")]
+
+
+def aggregate(collection: str, filters: tuple[tuple[str, str, Any], ...] = (),
+              sum_of: Optional[str] = None) -> tuple[int, int]:
+    """How many documents of `collection` match every `(field, op, value)`, and the sum of `sum_of`
+    over them (0 without it): one aggregation read, no document is downloaded."""
+    query = client().collection(collection)
+    for name, op, value in filters:
+        query = query.where(filter=FieldFilter(name, op, value))
+    aggregation = query.count(alias="count")
+    if sum_of is not None:
+        aggregation = aggregation.sum(sum_of, alias="sum")
+    with faults(f"aggregate:{collection}"):
+        result = aggregation.get(retry=None, timeout=RPC_TIMEOUT_S * 3)
+    values = {item.alias: item.value for item in result[0]}
+    return int(values["count"]), int(values.get("sum") or 0)

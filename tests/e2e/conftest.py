@@ -12,7 +12,7 @@ import os
 import pytest
 
 from tests.support.functions import function_app
-from tests.support.stripe_server import FakeStripe
+from tools.local.stripe_api import FakeStripe
 from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET, Webhook, reset_caches
 
 

@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from shared.spending import page_tokens
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import dump, seed
 from tests.support.servers import serve_function
 from tests.support.stripe_story import Customer

@@ -18,7 +18,7 @@ from shared.spending import service as spending
 from shared.store import collections
 from shared.store import scans
 from shared.billing import service as webhooks
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.cli import credits, user_doc
 
 ROOT = Path(__file__).resolve().parents[2]

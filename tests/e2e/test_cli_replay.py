@@ -9,7 +9,7 @@ import pytest
 from shared.common import settings
 from shared.promotions import rejected
 from shared.billing import service as webhooks
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.cli import credits, records_of, user_doc
 
 PLANS = {"price_pro_monthly": {"monthly_credits": 1000}}

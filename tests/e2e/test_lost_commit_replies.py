@@ -20,7 +20,7 @@ from google.cloud.firestore_v1 import batch as firestore_batch
 
 from shared.common import settings
 from shared.store import commit
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 from tests.support.stall_proxy import StallProxy
 from tests.support.stripe_story import Customer

@@ -106,3 +106,33 @@ def test_the_marketing_command_refuses_bad_input_and_publishes_nothing(pushed, d
     time.sleep(0.5)
     assert pushed.answered == []
     assert records_of(db, "ok-1") == [] and records_of(db, "u1") == []
+
+
+def test_the_marketing_command_waits_and_reports_who_was_granted_now_and_who_already_was(pushed, db, tmp_path):
+    listing = tmp_path / "users.txt"
+    listing.write_text("early-bird\n")
+    first = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--wait", "60", str(listing))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "message 1/1 (id " in first.stdout and "1 granted, 0 already granted, 0 conflicting" in first.stdout
+
+    listing.write_text("\n".join(f"wait-{i}" for i in range(5)) + "\nearly-bird\n")
+    second = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--chunk-size", "3", "--wait", "60",
+                              str(listing))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "message 1/2 (id " in second.stdout and ": 3 granted, 0 already granted, 0 conflicting" in second.stdout
+    assert "message 2/2 (id " in second.stdout and ": 2 granted, 1 already granted, 0 conflicting" in second.stdout
+    assert "outcome: 5 granted, 1 already granted, 0 conflicting, 0 not applied yet" in second.stdout
+    assert user_doc(db, "early-bird")["credits_permanent"] == 7
+
+
+def test_the_marketing_command_exits_non_zero_when_a_grant_id_comes_back_with_another_amount(pushed, db, tmp_path):
+    listing = tmp_path / "users.txt"
+    listing.write_text("amount-a\n")
+    assert publish_campaign("--grant-id", "wait-conflict", "--amount", "5", "--wait", "60", str(listing)).returncode == 0
+    listing.write_text("amount-a\namount-b\n")
+    run = publish_campaign("--grant-id", "wait-conflict", "--amount", "9", "--wait", "60", str(listing))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 granted, 0 already granted, 1 conflicting" in run.stdout
+    assert "conflicting: amount-a was granted 5 under this grant id before, not 9" in run.stdout
+    assert user_doc(db, "amount-a")["credits_permanent"] == 5  # the first grant stands
+    assert user_doc(db, "amount-b")["credits_permanent"] == 9

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.functions import function_app
 from tests.support.ledger import assert_ledger_invariant, dump, seed
 from tests.support.stripe_story import Customer

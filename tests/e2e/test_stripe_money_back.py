@@ -9,7 +9,7 @@ from shared.operations import reconciliation
 from shared.promotions import service as promotions
 from shared.promotions.schemas import PromoMessage
 from shared.spending import service as spending
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.cli import credits
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, user_doc
 from tests.support.stripe_story import Customer, charge_of

@@ -7,7 +7,7 @@ import json
 
 from shared.spending import service as spending
 from shared.billing import service as webhooks
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import assert_ledger_invariant, dump, records_of, user_doc
 from tests.support.stripe_story import Customer, ledger_view
 

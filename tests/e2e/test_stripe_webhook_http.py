@@ -10,7 +10,7 @@ import pytest
 from shared.common import settings
 from shared.common.errors import CatalogError, ConfigurationError
 from tests.support.functions import function_app
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import dump
 from tests.support.stripe_webhook import SECRET
 

@@ -6,7 +6,7 @@ import random
 from typing import Any, Union
 
 from shared.spending import service as spending
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import assert_ledger_invariant, records_of, user_doc
 from tests.support.stripe_story import Customer, ledger_view
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 from tests.support.ledger import records_of, user_doc
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from shared.common import settings
-from tests.support import stripe_fixtures
+from tools.local import stripe_events as stripe_fixtures
 
 TESTS = Path(__file__).resolve().parents[1]
 CATALOG = TESTS / "stripe_catalog.json"

@@ -14,7 +14,7 @@ from shared.billing.subscriptions import SubscriptionState
 from shared.ledger import accounts, codec
 from shared.ledger.accounts import Account, Entry
 from shared.ledger.models import CreditPool, TransactionType
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 
 GRANT = TransactionType.PROMO_GRANT
 

@@ -13,7 +13,7 @@ from shared.billing import events as stripe_events
 from shared.common.errors import CatalogError, InvalidPayload
 from shared.billing.subscriptions import SubscriptionState
 from shared.billing.events import Period
-from tests.support import stripe_fixtures as sf
+from tools.local import stripe_events as sf
 
 CATALOG = catalog.parse(
     {

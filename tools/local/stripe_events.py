@@ -1,4 +1,5 @@
-"""Stripe events for tests, built from the structures Stripe wrote (`tests/fixtures/stripe/`).
+"""Stripe events for the tests and the local run, built from the structures Stripe wrote
+(`tests/fixtures/stripe/`).
 
 Each builder copies a fixture object as is and replaces only the values a test needs (ids,
 metadata, prices, periods, statuses), so the shape of every event is Stripe's own. Invoices

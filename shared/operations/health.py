@@ -1,0 +1,32 @@
+"""The system's bookkeeping counts an operator watches, read with aggregation queries.
+
+Rules enforced here:
+- every count is one aggregation read (no document is downloaded), so a check costs the same
+  for ten kept events or ten thousand;
+- what needs attention is decided by `health_rules`, not here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from ..ledger.codec import CREDITS_OWED
+from ..ledger.holds import HELD
+from ..store import collections, scans
+from ..store.client import utcnow
+from .health_rules import OWING_USERS, REJECTED_PROMOS, STALE_HOLDS, UNAPPLIED_EVENTS, Health
+
+DEFAULT_HOLD_GRACE = timedelta(minutes=5)
+
+
+def check(hold_grace: timedelta = DEFAULT_HOLD_GRACE, now: Optional[datetime] = None) -> Health:
+    now = now or utcnow()
+    unapplied, _ = scans.aggregate(collections.UNAPPLIED_EVENTS)
+    rejected, _ = scans.aggregate(collections.PROMO_REJECTED, (("status", "==", "rejected"),))
+    stale, _ = scans.aggregate(collections.HOLDS, (("status", "==", HELD), ("expires_at", "<=", now - hold_grace)))
+    owing, owed = scans.aggregate(collections.USERS, ((CREDITS_OWED, ">", 0),), sum_of=CREDITS_OWED)
+    return Health(
+        counts={UNAPPLIED_EVENTS: unapplied, REJECTED_PROMOS: rejected, STALE_HOLDS: stale, OWING_USERS: owing},
+        credits_owed=owed,
+    )

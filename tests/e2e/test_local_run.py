@@ -1,0 +1,183 @@
+"""The local run (`scripts/run_local.py`): it refuses a taken port before starting anything, listens
+on the loopback interface only, keeps its Firestore data when asked, and its Stripe stand-in and
+event script buy, refund and dispute an add-on pack through the real webhook."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.emulators import PROJECT, free_port
+from tests.support.ledger import user_doc
+from tests.support.servers import serve_function
+from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET
+from tools.local import stripe_event
+from tools.local.stripe_api import FakeStripe
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_LOCAL = ROOT / "scripts" / "run_local.py"
+
+
+def _load_run_local():
+    spec = importlib.util.spec_from_file_location("run_local", RUN_LOCAL)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_local"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+run_local = _load_run_local()
+
+
+def _free_ports_env() -> dict[str, str]:
+    return {run_local.port_variable(name): str(free_port()) for name in run_local.SERVICES}
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("taken", ["firestore", "spend"])
+def test_a_taken_port_stops_the_run_naming_the_port_before_anything_starts(tmp_path, taken):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    number = holder.getsockname()[1]
+    env = {**os.environ, **_free_ports_env(), run_local.port_variable(taken): str(number)}
+    log_dir = tmp_path / "logs"
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen([sys.executable, str(RUN_LOCAL), "--log-dir", str(log_dir)], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    finally:
+        holder.close()
+    assert process.returncode == 1
+    assert time.monotonic() - started < 30
+    message = err.decode()
+    assert f"port {number}" in message and run_local.port_variable(taken) in message
+    assert "already in use" in message and "nothing was started" in message
+    assert "listening" not in out.decode() and "Ctrl-C" not in out.decode()
+    # Nothing was started: no log directory, and no process of the run's group is left.
+    assert not log_dir.exists()
+    deadline = time.monotonic() + 5
+    while not _group_gone(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group_gone(process.pid)
+
+
+def test_the_same_port_for_two_services_is_refused_before_anything_starts(monkeypatch):
+    for name, value in _free_ports_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PUBSUB_PORT", os.environ["FIRESTORE_PORT"])
+    with pytest.raises(run_local.RunError, match="FIRESTORE_PORT.*PUBSUB_PORT"):
+        run_local.ports()
+
+
+def test_a_port_in_time_wait_or_unused_counts_as_free_and_a_listener_as_taken():
+    number = free_port()
+    assert not run_local.port_in_use(number)
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", number))
+        listener.listen()
+        assert run_local.port_in_use(number)
+
+
+def _listening_only_on_loopback(number: int) -> None:
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", number)) == 0
+    if sys.platform.startswith("linux"):
+        # All of 127/8 is this machine on Linux: a server bound to 0.0.0.0 would answer here too.
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.2", number)) != 0
+
+
+@pytest.mark.parametrize("which", ["spend", "stripe_api"])
+def test_the_local_run_serves_its_functions_and_stand_in_on_127_0_0_1_only(firestore_emulator, tmp_path, which):
+    number = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FIRESTORE_EMULATOR_HOST": firestore_emulator.host}
+    command = (run_local.function_command("spend", number) if which == "spend"
+               else run_local.stripe_api_command(number, API_KEY))
+    log_path = tmp_path / f"{which}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        run_local.wait_for_port(number, process, which, log_path, timeout=60)
+        _listening_only_on_loopback(number)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_kept_firestore_data_comes_back_after_an_export_and_a_wipe(firestore_emulator, db, tmp_path):
+    db.collection("users_credits").document("kept-user").set({"credits_monthly": 0, "credits_permanent": 7})
+    assert not run_local.import_data(firestore_emulator, PROJECT, tmp_path)  # nothing exported yet
+    run_local.export_data(firestore_emulator, PROJECT, tmp_path)
+    firestore_emulator.reset()
+    assert user_doc(db, "kept-user") is None
+    assert run_local.import_data(firestore_emulator, PROJECT, tmp_path)
+    assert user_doc(db, "kept-user")["credits_permanent"] == 7
+
+
+@pytest.fixture
+def local_stripe(firestore_emulator, db, monkeypatch):
+    """The stand-in and the real webhook as the local run wires them, and the event script's settings."""
+    stand_in = FakeStripe(API_KEY).start()
+    env = {"FIRESTORE_EMULATOR_HOST": firestore_emulator.host, "STRIPE_API_BASE": stand_in.base,
+           "STRIPE_API_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": SECRET, "CREDITS_CATALOG": str(CATALOG),
+           "GOOGLE_CLOUD_PROJECT": PROJECT}
+    try:
+        with serve_function("stripe_webhook", env=env) as url:
+            for name in ("STRIPE_API_BASE", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"):
+                monkeypatch.setenv(name, env[name])
+            monkeypatch.setenv("STRIPE_WEBHOOK_URL", url + "/")
+            yield stand_in
+    finally:
+        stand_in.stop()
+
+
+
+def test_a_local_pack_is_granted_then_taken_back_by_its_refund(local_stripe, db, capsys):
+    assert stripe_event.main(["pack", "local-buyer"]) == 0
+    assert "checkout.session.completed" in capsys.readouterr().out
+    assert local_stripe.created  # the session was created at the stand-in, as the app would at Stripe
+    assert user_doc(db, "local-buyer")["credits_permanent"] == 500
+    assert stripe_event.main(["refund", "local-buyer", "--refunded", "500"]) == 0
+    assert user_doc(db, "local-buyer")["credits_permanent"] == 250
+    assert stripe_event.main(["refund", "local-buyer"]) == 0
+    assert user_doc(db, "local-buyer")["credits_permanent"] == 0
+    out = capsys.readouterr().out
+    assert "charge.refunded" in out and "-> 200" in out
+
+
+def test_a_local_dispute_takes_a_pack_back_and_a_won_dispute_returns_it(local_stripe, db, capsys):
+    assert stripe_event.main(["pack", "local-disputer", "--quantity", "2"]) == 0
+    assert user_doc(db, "local-disputer")["credits_permanent"] == 1000
+    assert stripe_event.main(["dispute", "local-disputer"]) == 0
+    assert user_doc(db, "local-disputer")["credits_permanent"] == 0
+    assert stripe_event.main(["dispute", "local-disputer", "--close", "won"]) == 0
+    assert user_doc(db, "local-disputer")["credits_permanent"] == 1000
+
+
+def test_the_event_script_says_what_to_do_when_the_user_has_no_local_pack(local_stripe, capsys):
+    assert stripe_event.main(["refund", "nobody-bought"]) == 2
+    assert "pack nobody-bought" in capsys.readouterr().err

@@ -1,0 +1,44 @@
+"""`credits health`: the counts an on-call operator watches, and whether any needs attention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TextIO
+
+from shared.operations import health
+
+from ..common import EXIT_OK, EXIT_PROBLEMS, add_command
+from ..output import emit_json, write_table
+
+
+def add_parser(subparsers):
+    p = add_command(
+        subparsers,
+        "health",
+        help="count what needs an operator: kept Stripe events, rejected promo messages, unswept holds, debts",
+        description=(
+            "Count the Stripe events kept unapplied, the promo messages kept rejected, the holds expired "
+            "longer than --hold-grace and still open (the sweep is not running), and the users owing credits "
+            "taken back by Stripe. Each count is one aggregation read. Exit code 1 if any of the first three "
+            "is not zero; owing users are reported only. The alert policies in terraform/monitoring.tf watch "
+            "the same things from the logs."
+        ),
+    )
+    p.add_argument("--hold-grace", type=int, default=5, metavar="MINUTES",
+                   help="how long after expiry an open hold is normal, waiting for the sweep (default 5)")
+    return p
+
+
+def run(args, out: TextIO, err: TextIO) -> int:
+    report = health.check(hold_grace=timedelta(minutes=max(args.hold_grace, 0)))
+    if args.json:
+        emit_json(out, report.as_dict())
+    else:
+        checks = report.as_dict()["checks"]
+        rows = [[name, c["count"], "ATTENTION" if c["needs_attention"] else "ok", c["what"], c["action"]]
+                for name, c in checks.items()]
+        write_table(out, ["check", "count", "state", "what", "action"], rows, end="\n\n")
+        out.write(f"{report.credits_owed} credits owed in all; "
+                  + ("needs attention: " + ", ".join(report.attention) if report.attention else "nothing needs attention")
+                  + "\n")
+    return EXIT_PROBLEMS if report.attention else EXIT_OK
