@@ -2,7 +2,9 @@
 
 Rules enforced here:
 - a spend is decided by `rules.decide_spend` and committed by `store.commit.change_user` with
-  its key's marker, so it is applied at most once per key;
+  its key's marker, so it is applied at most once per key; it is first decided from the user's
+  last version this instance saw (`cached=True`: one commit, no read, conditioned on that
+  version, the marker create-only), and read and decided again if that version was stale;
 - a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
   credits read as given back before its release is written;
 - history pages are newest first, and a page token only continues the listing that issued it.
@@ -44,6 +46,7 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
         lambda snap: decide_spend(snap, request, order),
         reads=[command.marker_path] if command else [],
         operation="spend",
+        cached=True,
     )
     log.info(
         "spend replayed" if result.replayed else "spend applied",

@@ -10,7 +10,12 @@ Rules enforced here:
   user by user through `change_user`, which reads the documents and decides again;
 - a fault that may heal raises `Unavailable`; batches committed before it stay committed, which
   is safe because every repeat of a committed user fails on its create-only marker; a batch
-  whose reply was lost is resolved (landed, or fenced off for good) before anything is said.
+  whose reply was lost is resolved (landed, or fenced off for good) before anything is said;
+- with `assume_absent`, nothing is read at all: every user document is assumed absent and is
+  created, with its records, create-only; a user whose document exists after all (a legacy
+  document, a user with debt or open holds, any existing user) fails that batch atomically,
+  and that batch and the ones after it are then read and decided as above, so an existing
+  document is never written without having been read.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from . import collections, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
 from .commit import change_user, decide_settled, snapshot_of, stage
+from .known import Version
 
 R = TypeVar("R")
 
@@ -69,18 +75,95 @@ def _creates_what_it_reads(item: UserChange, change: Change) -> bool:
 
 
 def change_users(
-    items: list[UserChange[R]], operation: str = "change_users", max_writes: int = MAX_BATCH_WRITES
+    items: list[UserChange[R]], operation: str = "change_users", max_writes: int = MAX_BATCH_WRITES,
+    assume_absent: bool = False, on_existing: Optional[Callable[[], None]] = None,
 ) -> list[R]:
     """Apply each item's decision like `change_user` does, packing users into batched commits.
 
     Returns the results in the order of `items`. Users are read (batched reads of
     `READ_SLICE_USERS`) and decided slice by slice, and committed in batches of at most
-    `max_writes` writes, each holding whole users.
+    `max_writes` writes, each holding whole users. With `assume_absent` they are first decided
+    as new users without a read (see the module's rules); `on_existing` is called when that
+    met an existing user.
     """
     user_ids = [item.user_id for item in items]
     if len(set(user_ids)) != len(user_ids):
         # Two writes to one user in a commit would both pass the same precondition.
         raise ValueError("change_users needs distinct user ids")
+    if assume_absent:
+        return _change_new_users(items, operation, max_writes, on_existing)
+    return _change_read_users(items, operation, max_writes)
+
+
+def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: int,
+                      on_existing: Optional[Callable[[], None]]) -> list[R]:
+    """Create each user with its change, no read; whatever meets an existing document is read and redone."""
+    db = client()
+    results: dict[int, R] = {}
+    rest: list[int] = []
+    now = utcnow()
+    # One commit in flight while the next batch is built; the first refusal (an existing user)
+    # stops the blind path before more batches are built for nothing.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Optional[_Commit[R]] = None
+
+        def settle(commit: Optional[_Commit[R]]) -> bool:
+            if commit is None:
+                return True
+            landed = _landed(commit, operation)
+            if landed is True:
+                results.update((entry.index, entry.change.result) for entry in commit.group)
+                return True
+            if isinstance(landed, CreditsError):
+                raise landed
+            if isinstance(landed, Exception):
+                raise unavailable(landed, operation) from landed
+            rest.extend(entry.index for entry in commit.group)
+            return False
+
+        batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+        refused = False
+        for index, item in enumerate(items):
+            if refused:
+                rest.append(index)
+                continue
+            snapshot, change = decide_settled(
+                item.decide, snapshot_of(item.user_id, None, {path: None for path in item.reads}, now))
+            writes = change.writes
+            if change.account is None or not _creates_what_it_reads(item, change) or writes > max_writes:
+                rest.append(index)
+                continue
+            if group and size + writes > max_writes:
+                if not settle(pending):
+                    refused = True
+                    pending = None
+                    rest.extend(entry.index for entry in group)
+                    rest.append(index)
+                    group = []
+                    continue
+                pending = _Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S))
+                batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+            version = Version(db.document(collections.user(item.user_id)), None)
+            stage(batch, version, None, change, snapshot.now, change_id)
+            group.append(_Staged(index, change, version))
+            size += writes
+        if not refused:
+            if not settle(pending):
+                refused = True
+                rest.extend(entry.index for entry in group)
+            elif group:
+                refused = not settle(_Commit(group, change_id,
+                                             pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+    if refused and on_existing is not None:
+        on_existing()
+    if rest:
+        rest = sorted(set(rest))
+        again = _change_read_users([items[index] for index in rest], operation, max_writes)
+        results.update(zip(rest, again))
+    return [results[index] for index in range(len(items))]
+
+
+def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: int) -> list[R]:
     db = client()
     results: dict[int, R] = {}
     one_by_one: list[int] = []
@@ -101,7 +184,9 @@ def change_users(
             for index, item in part:
                 user_snap = snaps[index]
                 snapshot, change = decide_settled(
-                    item.decide, snapshot_of(item.user_id, user_snap, {path: None for path in item.reads}, now)
+                    item.decide,
+                    snapshot_of(item.user_id, user_snap.to_dict() if user_snap.exists else None,
+                                {path: None for path in item.reads}, now),
                 )
                 writes = change.writes
                 if not change.writes_anything:
@@ -152,7 +237,9 @@ def _landed(commit: _Commit, operation: str):
         return False
     except outcome.AMBIGUOUS as exc:
         first = commit.group[0]
-        resolved = outcome.resolve(first.user_snap, commit.change_id, outcome.witness(first.change), operation)
+        expected = first.user_snap.update_time if first.user_snap.exists else None
+        resolved = outcome.resolve(first.user_snap.reference.path, expected, commit.change_id,
+                                   outcome.witness(first.change), operation)
         if resolved is outcome.Outcome.LANDED:
             return True
         if resolved is outcome.Outcome.MOVED:

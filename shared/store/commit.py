@@ -13,7 +13,13 @@ Rules enforced here:
   alone keeps changes serial;
 - a Firestore fault that may heal is raised as `Unavailable`, never half-applied; a commit whose
   reply was lost is resolved first (`outcome`): answered as made if it landed, and as not made
-  only once it is fenced off for good.
+  only once it is fenced off for good;
+- a change may be decided from this instance's last version of the user document (`known`)
+  instead of a read (`cached=True`): only when every other document the decision reads is one
+  its change creates (so the create-only write is the check of its absence) and the change
+  overwrites and deletes nothing else; the commit is conditioned on that version's update time,
+  so a stale version makes it fail, and the change is then read and decided as usual; a cached
+  decision that refuses or writes nothing is never answered: the read path decides it again.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from google.cloud import firestore
 from ..common import log
 from ..common.errors import Unavailable
 from ..ledger import codec, holds
-from . import collections, outcome
+from google.api_core import exceptions as gexc
+
+from . import collections, known, outcome
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
 
@@ -52,9 +60,9 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))))
 
 
-def snapshot_of(user_id: str, user_snap: Any, documents: dict[str, Any], now: datetime) -> Snapshot:
-    """The decision's view of a user document snapshot and the other documents read with it."""
-    user_data = user_snap.to_dict() if user_snap.exists else None
+def snapshot_of(user_id: str, user_data: Optional[dict[str, Any]], documents: dict[str, Any],
+                now: datetime) -> Snapshot:
+    """The decision's view of a user document's data (None: absent) and the documents read with it."""
     return Snapshot(account=codec.read_account(user_id, user_data), user_data=user_data, documents=documents, now=now)
 
 
@@ -73,13 +81,84 @@ def change_user(
     decide: Callable[[Snapshot], Change[R]],
     reads: Iterable[str] = (),
     operation: str = "change",
+    cached: bool = False,
 ) -> R:
     """Read the user and the documents at `reads`, let `decide` choose, and commit its change atomically.
 
-    `decide` is pure and may run several times: a lost race re-reads and re-decides.
+    `decide` is pure and may run several times: a lost race re-reads and re-decides. With
+    `cached`, a user this instance has seen is first decided from the version it last saw
+    (see the module's rules), which saves the read when that version is still current.
     """
+    paths = list(reads)
     with _stripe(user_id):
-        return _change_user(user_id, decide, list(reads), operation)
+        if cached:
+            done, result = _change_known_user(user_id, decide, paths, operation)
+            if done:
+                return result
+        return _change_user(user_id, decide, paths, operation)
+
+
+_MISS = (False, None)
+
+
+def _creates_every_read(paths: list[str], change: Change) -> bool:
+    created = set(change.create)
+    if change.create_records:
+        created.update(collections.transaction(record.transaction_id) for record in change.records)
+    return set(paths) <= created
+
+
+def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str],
+                       operation: str) -> tuple[bool, Optional[R]]:
+    """One commit, no read: the change decided from the user's last known version, or a miss."""
+    db = client()
+    uref = db.document(collections.user(user_id))
+    cache = known.known_users()
+    seen = cache.get(uref.path)
+    if seen is None:
+        return _MISS
+    try:
+        snapshot, change = decide_settled(
+            decide, snapshot_of(user_id, dict(seen.data), {path: None for path in paths}, utcnow()))
+    except Exception:  # noqa: BLE001 - a refusal from a version that may be stale is not answered
+        return _MISS
+    if (change.account is None or change.overwrite or change.delete
+            or not _creates_every_read(paths, change)):
+        return _MISS
+    batch = db.batch()
+    change_id = outcome.new_change_id()
+    version = known.Version(uref, seen.update_time)
+    written = stage(batch, version, snapshot.user_data, change, snapshot.now, change_id)
+    try:
+        results = batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+    except RACE_LOST + (gexc.NotFound,):
+        # The document moved on (or a created document exists): read and decide as usual.
+        cache.drop(uref.path, seen.update_time)
+        return _MISS
+    except outcome.AMBIGUOUS as exc:
+        cache.drop(uref.path)
+        resolved = outcome.resolve(uref.path, seen.update_time, change_id, outcome.witness(change), operation)
+        if resolved is outcome.Outcome.LANDED:
+            return True, change.result
+        if resolved is outcome.Outcome.FENCED:
+            raise unavailable(exc, operation) from exc
+        if resolved is outcome.Outcome.UNKNOWN:
+            raise outcome.OutcomeUnknown(
+                "Firestore did not answer, so whether the change was made is not known; "
+                "retry with the same idempotency key") from exc
+        return _MISS
+    except TRANSIENT as exc:
+        cache.drop(uref.path)
+        raise unavailable(exc, operation) from exc
+    _remember(uref.path, seen.data, written, results)
+    return True, change.result
+
+
+def _remember(path: str, stored: Optional[dict[str, Any]], written: Optional[dict[str, Any]], results) -> None:
+    """Keep the version a commit wrote (its first write is the user document's)."""
+    if written is None or not results:
+        return
+    known.known_users().put(path, known.after_update(stored, written), results[0].update_time)
 
 
 def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str], operation: str) -> R:
@@ -92,8 +171,10 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
         user_snap = snaps[uref.path]
+        stored = user_snap.to_dict() if user_snap.exists else None
+        known.known_users().put(uref.path, stored, user_snap.update_time if user_snap.exists else None)
         documents = {p: (snaps[p].to_dict() if snaps[p].exists else None) for p in paths}
-        snapshot, change = decide_settled(decide, snapshot_of(user_id, user_snap, documents, utcnow()))
+        snapshot, change = decide_settled(decide, snapshot_of(user_id, stored, documents, utcnow()))
         if not change.writes_anything:
             return change.result
         if change.account is None:
@@ -102,15 +183,17 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         batch = db.batch()
         change_id = outcome.new_change_id()
         versions = {p: (snaps[p].update_time if snaps[p].exists else None) for p in paths}
-        stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id, versions)
+        written = stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id, versions)
         try:
-            batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+            results = batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+            _remember(uref.path, stored, written, results)
             return change.result
         except RACE_LOST:
             _backoff(attempt)
         except outcome.AMBIGUOUS as exc:
             # The commit may have landed, or may land later: learn which before answering.
-            resolved = outcome.resolve(user_snap, change_id, outcome.witness(change), operation)
+            expected = user_snap.update_time if user_snap.exists else None
+            resolved = outcome.resolve(uref.path, expected, change_id, outcome.witness(change), operation)
             if resolved is outcome.Outcome.LANDED:
                 return change.result
             if resolved is outcome.Outcome.FENCED:
@@ -127,13 +210,15 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
 
 
 def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id: str,
-          versions: Optional[dict[str, Any]] = None) -> None:
+          versions: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
     """Put every write of one user's change into `batch`, so it commits whole or not at all.
 
-    `versions` are the update times of the documents read with the user (None: absent).
+    `user_snap` is the user document's snapshot or a `known.Version` (where, and which version
+    the commit is conditioned on); `versions` are the update times of the documents read with
+    the user (None: absent). Returns the fields written on the user document (None: none).
     """
     db = client()
-    _stage_user(batch, user_snap, user_data, change, now, change_id)
+    written = _stage_user(batch, user_snap, user_data, change, now, change_id)
     for record in change.records:
         ref = db.document(collections.transaction(record.transaction_id))
         data = codec.transaction_document(record)
@@ -151,18 +236,20 @@ def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id:
             batch.set(db.document(path), data)
     for path in change.delete:
         batch.delete(db.document(path))
+    return written
 
 
-def _stage_user(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> None:
+def _stage_user(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> Optional[dict]:
     if change.account is None:
-        return
+        return None
     # `change_id` lets a commit whose reply was lost be recognised (`outcome.resolve`).
     data = {**codec.user_document(change.account, now, change.user_fields, stored=user_data),
             outcome.CHANGE_ID: change_id}
     if not user_snap.exists:
         batch.create(user_snap.reference, data)
-        return
+        return data
     if user_data and codec.LEGACY_BALANCE in user_data:
         # The legacy field would contradict the pools once they move; it is migrated away.
         data[codec.LEGACY_BALANCE] = firestore.DELETE_FIELD
     batch.update(user_snap.reference, data, option=client().write_option(last_update_time=user_snap.update_time))
+    return data

@@ -77,17 +77,22 @@ def witness(change: Change) -> Optional[str]:
     return next(iter(change.create), None)
 
 
-def resolve(user_snap: Any, change_id: str, witness_path: Optional[str], operation: str) -> Outcome:
-    """What became of the commit that wrote `change_id` over the version `user_snap` saw."""
+def resolve(user_path: str, expected: Optional[Any], change_id: str, witness_path: Optional[str],
+            operation: str) -> Outcome:
+    """What became of the commit that wrote `change_id` on the user document at `user_path`,
+    conditioned on its update time being `expected` (None: on its absence).
+
+    `expected` is what the commit's precondition named, whether it came from a read or from
+    this instance's cache of versions (`known`): the fence is conditioned on the same.
+    """
     db = client()
-    user_path = user_snap.reference.path
     refs = [db.document(user_path)] + ([db.document(witness_path)] if witness_path else [])
     deadline = time.monotonic() + RESOLVE_BUDGET_S
     attempt = 0
     while time.monotonic() < deadline:
         attempt += 1
         try:
-            outcome = _resolve_once(db, refs, user_snap, change_id)
+            outcome = _resolve_once(db, refs, expected, change_id)
         except RACE_LOST:
             continue  # the document moved while we fenced: look again
         except TRANSIENT:
@@ -101,14 +106,14 @@ def resolve(user_snap: Any, change_id: str, witness_path: Optional[str], operati
     return Outcome.UNKNOWN
 
 
-def _resolve_once(db, refs, user_snap, change_id: str) -> Outcome:
+def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
     snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
     current = snaps[refs[0].path]
     data = current.to_dict() if current.exists else None
     if (data or {}).get(CHANGE_ID) == change_id or (len(refs) > 1 and snaps[refs[1].path].exists):
         return Outcome.LANDED
     fence = {CHANGE_ID: new_change_id()}
-    if not user_snap.exists:
+    if expected is None:
         if current.exists:
             return Outcome.MOVED
         # The commit would have created the document: creating it first (with no credits) fences it.
@@ -116,8 +121,8 @@ def _resolve_once(db, refs, user_snap, change_id: str) -> Outcome:
         refs[0].create({**codec.user_document(Account(user_id), utcnow()), **fence}, retry=None,
                        timeout=RPC_TIMEOUT_S)
         return Outcome.FENCED
-    if not current.exists or current.update_time != user_snap.update_time:
+    if not current.exists or current.update_time != expected:
         return Outcome.MOVED
-    refs[0].update(fence, option=db.write_option(last_update_time=user_snap.update_time), retry=None,
+    refs[0].update(fence, option=db.write_option(last_update_time=expected), retry=None,
                    timeout=RPC_TIMEOUT_S)
     return Outcome.FENCED
