@@ -23,7 +23,10 @@ locals {
       env = {
         CREDITS_SPEND_ORDER = var.spend_order
       }
-      extra_files = {}
+      # The API's OpenAPI document, served at GET /openapi.json from beside main.py.
+      extra_files = {
+        "openapi.json" = "${local.repo_root}/functions/spend/openapi.json"
+      }
     }
     stripe_webhook = {
       name        = "${var.name_prefix}-stripe-webhook"

@@ -6,7 +6,10 @@ response in one place (`spend`). No business rules live here.
 
 from __future__ import annotations
 
+import functools
+import json
 import traceback
+from pathlib import Path
 from typing import Optional
 
 import functions_framework
@@ -22,6 +25,8 @@ from shared.spending.refunds import RefundRequest
 from shared.spending.schemas import CaptureBody, HistoryQuery, HoldBody, RefundBody, SpendBody, SweepBody
 
 MAX_BODY_BYTES = 64 * 1024
+# The API's OpenAPI document sits beside this file, in the repository and in the deployed bundle.
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 
 # A bad CREDITS_SPEND_ORDER fails the start, not the first spend.
 spending.spend_order()
@@ -121,6 +126,16 @@ def post_sweep_holds(request):
     return http.respond(holds_service.sweep(req.limit))
 
 
+@functools.cache
+def _openapi() -> dict:
+    # Read on the first request for it, not at import: a cold start never pays for it.
+    return json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+
+
+def get_openapi(request):
+    return http.respond(_openapi())
+
+
 def _route(request):
     parts = http.path_segments(request)
     if parts == ["spend"]:
@@ -139,6 +154,8 @@ def _route(request):
         allowed, handler, args = "POST", post_hold_capture if parts[2] == "capture" else post_hold_release, (parts[1],)
     elif parts == ["sweep", "holds"]:
         allowed, handler, args = "POST", post_sweep_holds, ()
+    elif parts == ["openapi.json"]:
+        allowed, handler, args = "GET", get_openapi, ()
     else:
         raise http.not_found(request)
     if request.method != allowed:

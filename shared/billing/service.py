@@ -46,11 +46,11 @@ def handle(body: dict[str, Any], raw: str, kept_copy: bool = False) -> Outcome:
         outcome = answered.outcome
         unapplied.settle(event.id, outcome.outcome, answered.kept_copy or kept_copy)
     except CannotApply as exc:
-        unapplied.keep(
-            event.id,
-            {"event_type": event.type, "reason": exc.reason, "raw": raw, "customer_id": customer_id,
-             "user_id": exc.user_id},
-        )
+        fields = {"event_type": event.type, "raw": raw, "customer_id": customer_id, "user_id": exc.user_id}
+        # A replay that still cannot apply says why beside the first reason, never over it: the
+        # kept reason is what happened to the event, the replay's may be the replayer's setup.
+        fields["last_replay_reason" if kept_copy else "reason"] = exc.reason
+        unapplied.keep(event.id, fields)
         outcome = Outcome(event.id, event.type, UNAPPLIED, exc.user_id, exc.reason)
     log.log(
         "WARNING" if outcome.outcome == UNAPPLIED else "INFO",

@@ -62,9 +62,13 @@ def envelope_handler(function: str, allowed: tuple[str, ...] = ("POST",)):
             code, message = _FRAMEWORK_ERRORS[status]
             if status == 405:
                 return error_response(MethodNotAllowed(message, allowed=list(allowed)))
+            if status == 400:
+                # Every 400 lists what was wrong; here the framework could not read the request itself.
+                return error_response(InvalidRequest(message, fields=[{"field": "request", "problem": "cannot be read"}]))
             return respond({"error": {"code": code, "message": message}}, status)
         if isinstance(status, int) and 400 <= status < 500:
-            return respond({"error": {"code": "invalid_request", "message": str(exc)[:200]}}, status)
+            return respond({"error": {"code": "invalid_request", "message": str(exc)[:200],
+                                      "fields": [{"field": "request", "problem": "refused by the server"}]}}, status)
         log.error("unexpected fault", function=function, outcome="internal", error=type(exc).__name__,
                   detail=str(exc)[:300])
         return respond(INTERNAL, 500)

@@ -76,16 +76,26 @@ def validate(user_id: str, pool: str, amount: int, reason: str, operator: str,
     try:
         target = CreditPool(pool)
     except ValueError:
-        raise InvalidRequest(f"pool must be monthly or permanent, not {pool!r}", fields=["pool"]) from None
+        raise InvalidRequest(
+            f"pool must be monthly or permanent, not {pool!r}",
+            fields=[{"field": "pool", "problem": "must be monthly or permanent"}]) from None
     if type(amount) is not int or amount == 0 or abs(amount) > MAX_ADJUSTMENT:
-        raise InvalidRequest(f"amount must be a non-zero integer of at most {MAX_ADJUSTMENT:,}", fields=["amount"])
+        raise InvalidRequest(
+            f"amount must be a non-zero integer of at most {MAX_ADJUSTMENT:,}",
+            fields=[{"field": "amount", "problem": f"must be a non-zero integer of at most {MAX_ADJUSTMENT:,}"}])
     reason, operator = (reason or "").strip(), (operator or "").strip()
     if not reason or len(reason) > MAX_REASON:
-        raise InvalidRequest(f"a reason of 1 to {MAX_REASON} characters is required", fields=["reason"])
+        raise InvalidRequest(
+            f"a reason of 1 to {MAX_REASON} characters is required",
+            fields=[{"field": "reason", "problem": f"must be 1 to {MAX_REASON} characters"}])
     if not operator or len(operator) > MAX_OPERATOR:
-        raise InvalidRequest(f"an operator name of 1 to {MAX_OPERATOR} characters is required", fields=["operator"])
+        raise InvalidRequest(
+            f"an operator name of 1 to {MAX_OPERATOR} characters is required",
+            fields=[{"field": "operator", "problem": f"must be 1 to {MAX_OPERATOR} characters"}])
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise InvalidRequest("the idempotency key must be 1 to 255 characters", fields=["idempotency_key"])
+        raise InvalidRequest(
+            "the idempotency key must be 1 to 255 characters",
+            fields=[{"field": "idempotency_key", "problem": "must be 1 to 255 characters"}])
     return Adjustment(user_id, target, amount, reason, operator, ids.adjustment_id(idempotency_key), idempotency_key)
 
 

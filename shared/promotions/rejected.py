@@ -6,7 +6,10 @@ Rules enforced here:
   a kept message changes nothing;
 - a replay re-validates the raw data, grants a message that is now valid (granting is
   idempotent per grant and user), and marks it replayed exactly once (the mark is conditioned
-  on the kept document's version).
+  on the kept document's version);
+- a message that can never succeed is discarded by an operator with a reason: it is kept, marked
+  `discarded` with who, why and when (for audit), and never replayed; a replayed message cannot
+  be discarded, nor a discarded one replayed.
 """
 
 from __future__ import annotations
@@ -112,3 +115,19 @@ def _replay_one(doc_id: str, data: dict[str, Any], update_time) -> dict[str, Any
         return {"message_id": message_id, "outcome": "already_replayed"}
     log.info("rejected promo message replayed", source=message.grant_id, message_id=message_id, outcome="replayed")
     return {"message_id": message_id, "outcome": "replayed", "grant_id": message.grant_id, **counts}
+
+
+def discard(message_id: str, reason: str, operator: str) -> dict[str, Any]:
+    """Mark a kept rejected message discarded (kept for audit, never replayed), once."""
+    kept = kept_messages(doc_id=ids.rejected_message_id(message_id))
+    if not kept:
+        return {"message_id": message_id, "outcome": "not_found", "reason": "no such kept message"}
+    doc_id, data, update_time = kept[0]
+    status = data.get("status")
+    if status != "rejected":
+        return {"message_id": message_id, "outcome": f"already_{status}", "reason": data.get("discard_reason") or ""}
+    fields = {"status": "discarded", "discarded_at": utcnow(), "discard_reason": reason, "discarded_by": operator}
+    if not documents.update_if_unchanged(_path(doc_id), fields, update_time):
+        return {"message_id": message_id, "outcome": "changed", "reason": "the message changed meanwhile; look again"}
+    log.info("rejected promo message discarded", message_id=message_id, outcome="discarded", detail=reason)
+    return {"message_id": message_id, "outcome": "discarded", "reason": reason}

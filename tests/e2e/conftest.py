@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tests: each function's real app, the Stripe webhook signed as Stripe
+"""Fixtures of the end-to-end tests: each function's real app (spend's test client checks every
+response against the function's OpenAPI document), the Stripe webhook signed as Stripe
 signs, and a local stand-in of the Stripe API.
 
 Settings that a test changes (secrets, catalog) go through `stripe_config`, which resets the
@@ -12,13 +13,17 @@ import os
 import pytest
 
 from tests.support.functions import function_app
+from tests.support.openapi import documented_client_class
 from tools.local.stripe_api import FakeStripe
 from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET, Webhook, reset_caches
 
 
 @pytest.fixture(scope="session")
 def spend_app(firestore_emulator):
-    return function_app("spend")
+    app = function_app("spend")
+    # Every response any spend test sees is checked against functions/spend/openapi.json.
+    app.test_client_class = documented_client_class()
+    return app
 
 
 @pytest.fixture

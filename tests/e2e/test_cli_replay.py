@@ -42,16 +42,20 @@ def test_an_unapplied_stripe_event_is_listed_and_applied_exactly_once_after_the_
     assert webhooks.handle(evt, json.dumps(evt)).outcome == "unapplied"
 
     listed = credits(capsys, "replay", "--json")
-    assert listed.code == 0
+    assert listed.code == 1  # something waits
     [waiting] = listed.json["stripe_events"]
     assert waiting["event_id"] == evt["id"] and waiting["event_type"] == "invoice.paid" and waiting["reason"]
     table = credits(capsys, "replay", "--list")
     assert evt["id"] in table.out and "invoice.paid" in table.out
 
     # Before the fix a replay still cannot apply it, and says so.
+    first_reason = waiting["reason"]
     early = credits(capsys, "replay", "--event-id", evt["id"], "--json")
     assert early.code == 1 and early.json["results"][0]["outcome"] == "unapplied"
     assert user_doc(db, "team-user") is None
+    # The replay's reason goes beside the kept one, never over it.
+    [kept] = credits(capsys, "replay", "--json").json["stripe_events"]
+    assert kept["reason"] == first_reason and kept["last_replay_reason"]
 
     catalog_file({**PLANS, "price_team_monthly": {"monthly_credits": 2500}})
     run = credits(capsys, "replay", "--event-id", evt["id"], "--json")
@@ -108,3 +112,36 @@ def test_replay_all_applies_events_and_messages_together(db, capsys, catalog_fil
 
 def test_replay_refuses_two_actions_at_once(db, capsys):
     assert credits(capsys, "replay", "--all", "--event-id", "evt_1").code == 2
+
+
+def test_replay_lists_with_exit_0_only_when_nothing_waits(db, capsys):
+    assert credits(capsys, "replay").code == 0
+    rejected.reject("msg-w", "not JSON", b"{nope")
+    listed = credits(capsys, "replay", "--json")
+    assert listed.code == 1
+    assert listed.json["promo_messages"][0]["rejected_at"].endswith("Z")
+
+
+def test_replaying_an_unknown_message_says_so(db, capsys):
+    run = credits(capsys, "replay", "--message-id", "nope", "--json")
+    assert run.code == 1
+    assert run.json["results"][0]["outcome"] == "not_found"
+    assert run.json["results"][0]["reason"] == "no such kept message"
+
+
+def test_a_message_that_can_never_succeed_is_discarded_with_a_reason_and_kept_for_audit(db, capsys):
+    rejected.reject("msg-bad", "not JSON", b"{nope")
+
+    refused = credits(capsys, "replay", "--discard", "msg-bad")
+    assert refused.code == 2 and "--reason" in refused.err
+
+    run = credits(capsys, "replay", "--discard", "msg-bad", "--reason", "test message from staging",
+                  "--operator", "ops-anna", "--json")
+    assert run.code == 0 and run.json["results"][0]["outcome"] == "discarded"
+    [(_, kept, _)] = rejected.kept_messages(status="discarded")
+    assert kept["discard_reason"] == "test message from staging" and kept["discarded_by"] == "ops-anna"
+    assert kept["raw_data"] == b"{nope"
+    # No longer waiting, never replayed, not discarded twice.
+    assert credits(capsys, "replay").code == 0
+    assert credits(capsys, "replay", "--message-id", "msg-bad", "--json").json["results"][0]["outcome"] != "replayed"
+    assert credits(capsys, "replay", "--discard", "msg-bad", "--reason", "again").code == 1

@@ -30,7 +30,10 @@ WEBHOOK_SECRET = "whsec_bundle_test_secret"
 PROMO_TOPIC = f"projects/{PROJECT}/topics/credits-promo-grants"
 
 # What terraform/main.tf's local.functions adds per function: extra bundle files and settings.
-EXTRA_FILES = {"stripe_webhook": {"catalog.json": CATALOG}}
+EXTRA_FILES = {
+    "spend": {"openapi.json": ROOT / "functions" / "spend" / "openapi.json"},
+    "stripe_webhook": {"catalog.json": CATALOG},
+}
 SETTINGS = {
     "spend": {"CREDITS_SPEND_ORDER": "permanent_first"},
     "stripe_webhook": {
@@ -155,6 +158,11 @@ def test_the_spend_bundle_serves_a_balance_read_from_firestore(db, serve):
     # A legacy document reads as its migrated view: proof the answer came from the emulator.
     assert balance["user_id"] == "bundle-user"
     assert (balance["credits_monthly"], balance["credits_permanent"], balance["balance"]) == (0, 7, 7)
+
+    # The bundle carries the API's document and serves it.
+    status, body = call("GET", f"{spend.url}/openapi.json")
+    assert status == 200, spend.log()
+    assert json.loads(body) == json.loads((ROOT / "functions" / "spend" / "openapi.json").read_text())
 
 
 @needs_code("stripe_webhook")

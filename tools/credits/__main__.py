@@ -14,13 +14,15 @@ interrupted: retry (a migration prints where to continue).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib import metadata
 from typing import Optional, Sequence
 
 from shared.common import errors, log
 
 from .commands import COMMANDS
-from .common import EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
+from .common import EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, add_global_options
 from .output import emit_json
 
 
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Exit codes: 0 done, 1 problems found, 2 bad arguments, 3 refused by the rules, 4 unavailable/interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers).set_defaults(run=command.run)
@@ -56,13 +60,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = _exit_code(exc)
         if args.json:
             emit_json(out, exc.body())
-        err.write(f"credits {args.command}: {exc.code}: {exc.message}\n")
+        where = f" ({_firestore()})" if exc.transient else ""
+        err.write(f"credits {args.command}: {exc.code}: {exc.message}{where}\n")
         return code
     except KeyboardInterrupt:
         err.write(f"credits {args.command}: interrupted\n")
         return EXIT_UNAVAILABLE
     finally:
         log.configure()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("two-pool-credits")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _firestore() -> str:
+    """Which Firestore the command talked to, so an outage message says where to look."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "the default project"
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    return f"Firestore emulator at {host}, project {project}" if host else f"Firestore of project {project}"
 
 
 def _exit_code(exc: errors.CreditsError) -> int:

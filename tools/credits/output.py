@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timezone
 from typing import Any, Optional, Sequence, TextIO
 
 
@@ -31,8 +32,18 @@ def write_table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any
     out.write(render_table(headers, rows) + end)
 
 
+def _plain(value: Any) -> Any:
+    """What JSON cannot hold as it is: a timestamp (Firestore's included) as ISO 8601 UTC with `Z`."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def emit_json(out: TextIO, value: Any) -> None:
-    out.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+    out.write(json.dumps(value, indent=2, default=_plain, ensure_ascii=False) + "\n")
 
 
 class Progress:

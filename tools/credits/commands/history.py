@@ -21,7 +21,9 @@ def add_parser(subparsers):
 
 def run(args, out: TextIO, err: TextIO) -> int:
     if not 1 <= args.limit <= 100:
-        raise errors.InvalidRequest("--limit must be from 1 to 100", fields=["limit"])
+        raise errors.InvalidRequest(
+            "--limit must be from 1 to 100",
+            fields=[{"field": "limit", "problem": "must be from 1 to 100"}])
     page = spending.history(args.user_id, args.limit, args.page_token)
     if args.json:
         emit_json(out, page)

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from shared.spending import holds_service
 
-from ..common import EXIT_OK, add_command
+from ..common import EXIT_OK, add_command, user_id_argument
 from ..output import emit_json, write_table
 
 # A run stops after this many pages, so one command never runs unbounded.
@@ -19,7 +19,7 @@ def add_parser(subparsers):
     p = add_command(subparsers, "holds", help="list a user's open holds, or release expired holds (sweep)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="a user's open holds, soonest expiry first")
-    listing.add_argument("user_id", metavar="USER")
+    listing.add_argument("user_id", metavar="USER", type=user_id_argument)
     sweep = actions.add_parser("sweep", help="release every expired hold")
     sweep.add_argument("--limit", type=int, default=200, help="holds per page (default 200)")
     for sub in (listing, sweep):

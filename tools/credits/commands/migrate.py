@@ -36,7 +36,9 @@ def add_parser(subparsers):
 
 def run(args, out: TextIO, err: TextIO) -> int:
     if args.batch_size < 1 or args.batch_size > 500:
-        raise errors.InvalidRequest("--batch-size must be from 1 to 500", fields=["batch_size"])
+        raise errors.InvalidRequest(
+            "--batch-size must be from 1 to 500",
+            fields=[{"field": "batch_size", "problem": "must be from 1 to 500"}])
     total = None if args.no_progress else scans.count_users()
     bar = Progress(err, "migrate (dry run)" if args.dry_run else "migrate", total, enabled=not args.no_progress)
     report = migration.MigrationReport(dry_run=args.dry_run, run_id=f"migrate_{utcnow():%Y%m%dT%H%M%SZ}")
@@ -70,14 +72,20 @@ def run(args, out: TextIO, err: TextIO) -> int:
     return EXIT_PROBLEMS if report.review else EXIT_OK
 
 
+_WOULD = {"migrate": "would migrate", "adopt_record": "would adopt record", "drop_stray_balance": "would drop stray balance"}
+
+
 def _print_report(args, out: TextIO, report: migration.MigrationReport) -> None:
     if args.json:
         emit_json(out, report.as_dict())
         return
     title = "dry run: nothing written; this is what a run would do" if report.dry_run else f"run {report.run_id}"
     out.write(title + "\n")
-    write_table(out, ["outcome", "users"], [[k, v] for k, v in report.counts.items()])
-    out.write(f"\nexamined {report.examined} users; {report.credits_migrated} legacy credits moved to permanent pools\n")
+    # A dry run says what a run would do, in those words: nothing here has happened yet.
+    label = (lambda k: _WOULD.get(k, k)) if report.dry_run else (lambda k: k)
+    write_table(out, ["outcome", "users"], [[label(k), v] for k, v in report.counts.items()])
+    moved = "would move" if report.dry_run else "moved"
+    out.write(f"\nexamined {report.examined} users; {report.credits_migrated} legacy credits {moved} to permanent pools\n")
     if report.repaired:
         out.write("\nrepaired half-written documents:\n")
         write_table(out, ["user_id", "action", "reason"], [[r["user_id"], r["action"], r["reason"]] for r in report.repaired])

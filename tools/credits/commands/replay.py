@@ -9,11 +9,13 @@ from shared.billing import service as webhooks, unapplied
 from shared.promotions import rejected
 from shared.store import collections
 
-from ..common import EXIT_OK, EXIT_PROBLEMS, add_command
+from shared.common import errors
+
+from ..common import EXIT_OK, EXIT_PROBLEMS, add_command, login
 from ..output import emit_json, write_table
 
 # Outcomes that leave an event or message waiting: the cause is not fixed yet, or a fault.
-_NOT_DONE = {"unapplied", "failed", "still_rejected", "not_found"}
+_NOT_DONE = {"unapplied", "failed", "still_rejected", "not_found", "changed"}
 
 
 def add_parser(subparsers):
@@ -32,10 +34,16 @@ def add_parser(subparsers):
     action.add_argument("--event-id", help="replay one stored Stripe event")
     action.add_argument("--message-id", help="replay one stored promotion message")
     action.add_argument("--all", action="store_true", help="replay every stored event and message")
+    action.add_argument("--discard", metavar="MESSAGE_ID",
+                        help="give up on a promotion message that can never succeed (needs --reason; kept for audit)")
+    p.add_argument("--reason", help="why the message is discarded (with --discard)")
+    p.add_argument("--operator", default=login(), help="who discards it (default: your login name)")
     return p
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
+    if args.discard:
+        return _discard(args, out)
     if not (args.event_id or args.message_id or args.all):
         return _list_waiting(args, out)
     results: list[dict[str, Any]] = []
@@ -46,6 +54,9 @@ def run(args, out: TextIO, err: TextIO) -> int:
         results += [{"kind": "stripe_event", "id": e.get("event_id"), **e} for e in events]
     if args.message_id or args.all:
         messages = rejected.replay_rejected(message_id=args.message_id)
+        for message in messages:
+            if message["outcome"] == "not_found":
+                message.setdefault("reason", "no such kept message")
         results += [{"kind": "promo_message", "id": m.get("message_id"), **m} for m in messages]
     if args.json:
         emit_json(out, {"results": results})
@@ -65,6 +76,7 @@ def _list_waiting(args, out: TextIO) -> int:
             "user_id": e.get("user_id"),
             "customer_id": e.get("customer_id"),
             "reason": e.get("reason"),
+            "last_replay_reason": e.get("last_replay_reason"),
             "attempts": e.get("attempts"),
             "last_attempt_at": e.get("last_attempt_at"),
         }
@@ -80,9 +92,11 @@ def _list_waiting(args, out: TextIO) -> int:
         }
         for doc_id, data, _ in rejected.kept_messages(status="rejected")
     ]
+    # Anything waiting is work for an operator: exit 1, as for a replay that leaves something.
+    waiting = EXIT_PROBLEMS if events or messages else EXIT_OK
     if args.json:
         emit_json(out, {"stripe_events": events, "promo_messages": messages})
-        return EXIT_OK
+        return waiting
     out.write(f"Stripe events waiting in {collections.UNAPPLIED_EVENTS}: {len(events)}\n")
     if events:
         rows = [[e["event_id"], e["event_type"], e["user_id"] or e["customer_id"] or "", e["attempts"], e["reason"]] for e in events]
@@ -91,4 +105,18 @@ def _list_waiting(args, out: TextIO) -> int:
     if messages:
         rows = [[m["message_id"], m["last_replay_reason"] or m["reason"], (m["raw_text"] or "")[:60]] for m in messages]
         write_table(out, ["message_id", "reason", "data"], rows)
-    return EXIT_OK
+    return waiting
+
+
+def _discard(args, out: TextIO) -> int:
+    reason, operator = (args.reason or "").strip(), (args.operator or "").strip()
+    if not reason:
+        raise errors.InvalidRequest("--discard needs --reason", fields=[{"field": "reason", "problem": "required with --discard"}])
+    if not operator:
+        raise errors.InvalidRequest("no login name; pass --operator", fields=[{"field": "operator", "problem": "required"}])
+    result = rejected.discard(args.discard, reason, operator)
+    if args.json:
+        emit_json(out, {"results": [{"kind": "promo_message", "id": result["message_id"], **result}]})
+    else:
+        write_table(out, ["kind", "id", "outcome", "reason"], [["promo_message", result["message_id"], result["outcome"], result["reason"]]])
+    return EXIT_OK if result["outcome"] == "discarded" else EXIT_PROBLEMS

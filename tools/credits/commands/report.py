@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TextIO
 
 from shared.common import errors
@@ -27,20 +28,24 @@ def add_parser(subparsers):
         ),
     )
     p.add_argument("--from", dest="start", required=True, type=parse_date, metavar="DATE", help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", required=True, type=parse_date, metavar="DATE", help="last day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=parse_date, metavar="DATE", help="last day, YYYY-MM-DD (default today, UTC)")
     p.add_argument("--format", choices=["table", "csv", "png"], default="table", help="default table")
     p.add_argument("--output", metavar="FILE", help="write to FILE (required for png)")
     return p
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
-    start, end = args.start, args.end
+    start, end = args.start, args.end or datetime.now(timezone.utc).date()
     if end < start:
-        raise errors.InvalidRequest("--to is before --from", fields=["to"])
+        raise errors.InvalidRequest("--to is before --from", fields=[{"field": "to", "problem": "is before --from"}])
     if (end - start).days + 1 > MAX_REPORT_DAYS:
-        raise errors.InvalidRequest(f"a report covers at most {MAX_REPORT_DAYS} days", fields=["from", "to"])
+        raise errors.InvalidRequest(
+            f"a report covers at most {MAX_REPORT_DAYS} days",
+            fields=[{"field": "from", "problem": f"more than {MAX_REPORT_DAYS} days before --to"}])
     if args.format == "png" and not args.output:
-        raise errors.InvalidRequest("--format png needs --output FILE", fields=["output"])
+        raise errors.InvalidRequest(
+            "--format png needs --output FILE",
+            fields=[{"field": "output", "problem": "required with --format png"}])
 
     days = usage.usage(start, end)
     rows = [day.as_dict() for day in days]
