@@ -321,8 +321,12 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
     real_commit = WriteBatch.commit
 
     def counting_commit(self, *args, **kwargs):
-        sizes.append(len(self))  # documents written by this commit
-        return real_commit(self, *args, **kwargs)
+        # Documents written by each commit that lands (a first try without reads, refused because
+        # these users exist, writes nothing).
+        written = len(self)
+        result = real_commit(self, *args, **kwargs)
+        sizes.append(written)
+        return result
 
     monkeypatch.setattr(WriteBatch, "commit", counting_commit)
     capsys.readouterr()
