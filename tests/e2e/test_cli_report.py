@@ -71,8 +71,10 @@ def test_the_report_as_a_table_csv_and_png(db, capsys, tmp_path):
     table = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-02")
     assert table.code == 0
     lines = table.out.splitlines()
-    assert lines[0].split()[:3] == ["date", "monthly", "granted"]
-    assert lines[2].startswith("2026-03-01") and "25.0%" in lines[2] and "75.0%" in lines[2]
+    # The pool names head their columns on a line of their own.
+    assert lines[0].split() == ["monthly", "permanent"]
+    assert lines[1].split() == ["date"] + ["granted", "spent", "expired", "other", "share"] * 2
+    assert lines[3].startswith("2026-03-01") and "25.0%" in lines[3] and "75.0%" in lines[3]
     assert lines[-1].startswith("total")
 
     out = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--format", "csv")

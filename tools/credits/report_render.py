@@ -36,10 +36,12 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells for the terminal: per pool granted/spent/expired/other and spend share."""
+    """Headers and cells for the terminal: per pool granted/spent/expired/other and spend share.
+
+    The pool names head their group on a line of their own, so the table fits 100 columns."""
     headers = ["date"]
     for pool in ("monthly", "permanent"):
-        headers += [f"{pool} {c}" for c in CATEGORIES] + [f"{pool} share"]
+        headers += [f"{pool if i == 0 else ''}\n{c}" for i, c in enumerate(CATEGORIES)] + ["\nshare"]
     cells = []
     for row in rows:
         line = [row["date"]]

@@ -39,11 +39,12 @@ def run(args, out: TextIO, err: TextIO) -> int:
     else:
         if report.drift:
             rows = [[d.user_id, d.field, d.stored, d.ledger, d.difference, d.note] for d in report.drift]
-            write_table(out, ["user_id", "field", "stored", "ledger", "difference", "note"], rows, end="\n\n")
+            write_table(out, ["user_id", "field", "stored", "ledger", "difference", "note"], rows, end="\n\n",
+                        wrap=["note"])
         users_with_drift = len({d.user_id for d in report.drift})
         out.write(
             f"{report.users} users, {report.transactions} transactions, {report.legacy_users} legacy (not yet migrated); "
-            f"{users_with_drift} users with drift; {report.owing_users} users owe {report.credits_owed} credits "
+            f"{users_with_drift} users with drift;\n{report.owing_users} users owe {report.credits_owed} credits "
             "taken back by Stripe\n"
         )
     return EXIT_PROBLEMS if report.drift else EXIT_OK
