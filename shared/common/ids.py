@@ -82,3 +82,14 @@ def document_id(text: str, prefix: str = "sha256_") -> str:
 def rejected_message_id(message_id: str) -> str:
     """The `promo_rejected` document id of a message: its Pub/Sub id when that is a safe id."""
     return document_id(message_id, prefix="msg_")
+
+
+def correction_id(user_id: str, pool_field: str, stored: int, ledger: int) -> str:
+    """The audit id of a ledger correction: derived from the drift it explains, so a re-run of the
+    same correction finds it made."""
+    return f"fix_{digest('correction', user_id, pool_field, stored, ledger)[:40]}"
+
+
+def correction_record_id(correction: str) -> str:
+    """The id of the `adjustment` record a ledger correction writes (one per correction)."""
+    return f"txn_{correction}"

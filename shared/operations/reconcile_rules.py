@@ -11,7 +11,9 @@ Rules enforced here:
 - what is owed (`credits_owed`) must equal the sum of its parts by source (`credits_owed_by`),
   and what the user's add-on payments (`stripe_payments`) have claimed by refunds and disputes
   must equal what the ledger took back for their charges and disputes (`addon_refunded` less
-  `addon_reinstated`) plus what is still owed: claimed = taken + owed.
+  `addon_reinstated`) plus what is still owed: claimed = taken + owed;
+- a plain pool drift is corrected in the ledger, never in the pool: one `adjustment` record of
+  stored - ledger (`correction`), with an id derived from the drift; other drift is not corrected.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
+from ..common import ids
 from ..ledger.accounts import totals_change
 from ..ledger.codec import CREDITS_OWED, is_legacy_document, read_account, read_owed
 from ..ledger.models import CreditPool, TransactionType
@@ -163,3 +166,52 @@ def owed_drift(
         drifts.append(Drift(user_id, CREDITS_OWED, owed, claimed - taken,
                             f"add-on payments claimed {claimed}, the ledger took back {taken}"))
     return drifts
+
+
+# Drift in these fields of a two-pool document (with no note: a plain disagreement) can be
+# corrected by a record; everything else is for a person to look at.
+_POOL_FIELDS = {"credits_monthly": CreditPool.MONTHLY, "credits_permanent": CreditPool.PERMANENT}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The ledger-only record that makes a user's records explain the pool they have stored."""
+
+    user_id: str
+    pool: CreditPool
+    stored: int
+    ledger: int
+    correction_id: str
+
+    @property
+    def amount(self) -> int:
+        return self.stored - self.ledger
+
+    @property
+    def field(self) -> str:
+        return f"credits_{self.pool.value}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "correction_id": self.correction_id,
+            "user_id": self.user_id,
+            "pool": self.pool.value,
+            "stored": self.stored,
+            "ledger": self.ledger,
+            "amount": self.amount,
+        }
+
+
+def correction(drift: Drift) -> Optional[Correction]:
+    """The correction of one drift, or None when a record cannot be the fix.
+
+    The stored pool is what the user sees and spends, so it stays; the ledger gains one
+    `adjustment` record of stored - ledger in that pool. Only a plain pool drift of a two-pool
+    document qualifies: totals, what is owed, records without a user document, legacy documents
+    and pools not stored as integers are reported, not corrected.
+    """
+    pool = _POOL_FIELDS.get(drift.field)
+    if pool is None or drift.note or not drift.difference:
+        return None
+    return Correction(drift.user_id, pool, drift.stored, drift.ledger,
+                      ids.correction_id(drift.user_id, drift.field, drift.stored, drift.ledger))

@@ -4,7 +4,10 @@ Rules enforced here:
 - a report counts per UTC day and pool: granted (what `total_earned` counts), spent (spends less
   refunds), expired (`monthly_expired`), and other (migrations and negative adjustments), so that
   granted - spent - expired + other is the pool's net change that day;
-- every day of the range has a row, zero or not; records that cannot be read are skipped.
+- every day of the range has a row, zero or not; records that cannot be read are skipped;
+- a chart over more than 60 days sums its days per ISO week, over more than 400 per calendar
+  month (partial buckets at either end hold only days of the range), so no credit is lost or
+  counted twice by the grouping.
 """
 
 from __future__ import annotations
@@ -98,3 +101,43 @@ def usage_totals(days: Iterable[DayUsage], start: date) -> DayUsage:
             for category, value in figures.items():
                 total.figures[pool][category] += value
     return total
+
+
+# A chart of more days than these groups them by week, then by month, so its bars stay readable.
+WEEKLY_AFTER_DAYS = 60
+MONTHLY_AFTER_DAYS = 400
+
+
+def bucket_size(days: int) -> str:
+    """How a chart of `days` days groups them: "day", "week" (over 60) or "month" (over 400)."""
+    if days > MONTHLY_AFTER_DAYS:
+        return "month"
+    if days > WEEKLY_AFTER_DAYS:
+        return "week"
+    return "day"
+
+
+def bucket_start(day: date, size: str) -> date:
+    """The first day of the bucket `day` falls in: itself, its ISO week's Monday, or its month's 1st."""
+    if size == "week":
+        return day - timedelta(days=day.weekday())
+    if size == "month":
+        return day.replace(day=1)
+    if size == "day":
+        return day
+    raise ValueError(f"unknown bucket size {size!r}")
+
+
+def bucket_usage(days: Iterable[DayUsage], size: str) -> list[DayUsage]:
+    """Consecutive days summed per bucket; each bucket's `day` is its first day in the range (a
+    range starting mid-week or mid-month has a partial first bucket, and the same at its end)."""
+    buckets: dict[date, DayUsage] = {}
+    for day in days:
+        key = bucket_start(day.day, size)
+        total = buckets.get(key)
+        if total is None:
+            total = buckets[key] = DayUsage(day.day)
+        for pool, figures in day.figures.items():
+            for category, value in figures.items():
+                total.figures[pool][category] += value
+    return [buckets[key] for key in sorted(buckets)]

@@ -64,7 +64,7 @@ def test_tail_makes_its_subscription_and_prints_one_line_per_event_then_stops_at
     assert lines[0].split()[:3] == ["transaction.created", "u1", "transaction.created:t1"]
     assert lines[0].endswith("spent -30 permanent")
     assert lines[1].split()[:2] == ["balance.updated", "u1"]
-    assert lines[1].split()[2].startswith("balance.updated:users_credits/u1@")
+    assert lines[1].split()[2].startswith("balance.updated:users_credits/u1")
     assert lines[1].endswith("balance 70 (monthly 70, permanent 0)")
 
 
@@ -99,3 +99,14 @@ def test_tail_refuses_a_max_below_one(capsys):
     run = credits(capsys, "events", "tail", "--max", "0")
     assert run.code == 2
     assert "--max" in run.err
+
+
+def test_tail_lines_fit_100_columns_and_json_keeps_everything(deliver, topic, capsys):
+    long_user = "u" + "x" * 127
+    assert credits(capsys, "events", "tail", "--timeout", "0.5").code == 0  # makes the subscription
+    deliver(f"credits_transactions/tw", transaction("tw", long_user, -30))
+    run = credits(capsys, "events", "tail", "--max", "1", "--timeout", "20")
+    assert run.code == 0, run.err
+    [line] = run.out.splitlines()
+    assert len(line) <= 100 and line.startswith("transaction.created") and line.endswith("spent -30 permanent")
+    assert "…" in line

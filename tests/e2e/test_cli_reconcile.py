@@ -19,7 +19,7 @@ from shared.store import collections
 from shared.store import scans
 from shared.billing import service as webhooks
 from tools.local import stripe_events as sf
-from tests.support.cli import credits, user_doc
+from tests.support.cli import credits, records_of, user_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -139,3 +139,76 @@ def test_a_change_landing_between_the_two_streams_is_not_reported(db, capsys, mo
     run = credits(capsys, "reconcile", "--json")
     assert run.code == 0
     assert run.json["drift"] == [] and run.json["unconfirmed"] == 1
+
+
+def ledger_counts(db) -> tuple[int, int]:
+    """How many transaction records and adjustment audit documents there are."""
+    return (db.collection(collections.TRANSACTIONS).count().get()[0][0].value,
+            db.collection(collections.ADJUSTMENTS).count().get()[0][0].value)
+
+
+def test_reconcile_fix_proposes_then_writes_ledger_corrections_once_leaving_the_pools_as_stored(db, capsys):
+    adjustments.adjust("fa", "permanent", 100, "seed", "test")
+    adjustments.adjust("fb", "monthly", 50, "seed", "test")
+    adjustments.adjust("fb", "permanent", 20, "seed", "test")
+    adjustments.adjust("fc", "permanent", 10, "seed", "test")
+    # Pools written around the ledger: fa lost 23 credits, fb gained 10 in one pool and lost 5 in the other.
+    db.collection(collections.USERS).document("fa").update({"credits_permanent": 77})
+    db.collection(collections.USERS).document("fb").update({"credits_monthly": 60, "credits_permanent": 15})
+    before = ledger_counts(db)
+    seen = {u: user_doc(db, u) for u in ("fa", "fb")}
+
+    proposed = credits(capsys, "reconcile", "--fix", "--no-progress", "--operator", "ops")
+    assert proposed.code == 1
+    assert "would write 3 ledger corrections" in proposed.out and "--fix --yes" in proposed.out
+    as_json = credits(capsys, "reconcile", "--fix", "--json", "--no-progress", "--operator", "ops")
+    assert as_json.code == 1
+    assert sorted((c["user_id"], c["pool"], c["amount"], c["outcome"]) for c in as_json.json["corrections"]) == [
+        ("fa", "permanent", -23, "proposed"), ("fb", "monthly", 10, "proposed"), ("fb", "permanent", -5, "proposed")]
+    assert ledger_counts(db) == before  # nothing written without --yes
+
+    fixed = credits(capsys, "reconcile", "--fix", "--yes", "--json", "--no-progress", "--operator", "ops")
+    assert fixed.code == 0, fixed.out
+    assert sorted(c["outcome"] for c in fixed.json["corrections"]) == ["written"] * 3
+    assert ledger_counts(db) == (before[0] + 3, before[1] + 3)
+    # What the users see stayed; the ledger now explains it.
+    for user_id in ("fa", "fb"):
+        after = user_doc(db, user_id)
+        assert (after["credits_monthly"], after["credits_permanent"]) == (
+            seen[user_id]["credits_monthly"], seen[user_id]["credits_permanent"])
+    assert user_doc(db, "fb")["total_earned"] == seen["fb"]["total_earned"] + 10  # as any positive adjustment
+    records = [r for r in records_of(db, "fb") if r["description"].startswith("Ledger correction")]
+    assert sorted((r["pool"], r["amount"], r["type"]) for r in records) == [
+        ("monthly", 10, "adjustment"), ("permanent", -5, "adjustment")]
+    audit = db.collection(collections.ADJUSTMENTS).document(fixed.json["corrections"][0]["correction_id"]).get()
+    assert audit.exists and audit.to_dict()["operator"] == "ops" and audit.to_dict()["kind"] == "ledger_correction"
+
+    clean = credits(capsys, "reconcile", "--json", "--no-progress")
+    assert clean.code == 0 and clean.json["drift"] == []
+    again = credits(capsys, "reconcile", "--fix", "--yes", "--no-progress", "--operator", "ops")
+    assert again.code == 0 and "no pool drift to correct" in again.out
+    assert ledger_counts(db) == (before[0] + 3, before[1] + 3)
+
+
+def test_the_same_correction_is_never_written_twice(db, capsys):
+    adjustments.adjust("fd", "permanent", 40, "seed", "test")
+    db.collection(collections.USERS).document("fd").update({"credits_permanent": 30})
+    from shared.operations import corrections, reconciliation
+    from shared.operations.reconcile_rules import correction
+
+    [fix] = [correction(d) for d in reconciliation.reconcile().drift]
+    assert [m.outcome for m in corrections.correct([fix], "ops")] == ["written"]
+    # A second run of the very same correction (as a racing colleague's would be) finds it made.
+    assert [m.outcome for m in corrections.correct([fix], "ops")] == ["already_made"]
+    assert len([r for r in records_of(db, "fd") if r["amount"] == -10]) == 1
+
+
+def test_totals_drift_is_reported_by_fix_but_not_corrected(db, capsys):
+    adjustments.adjust("ft", "permanent", 100, "seed", "test")
+    db.collection(collections.USERS).document("ft").update({"total_earned": 90})
+    before = ledger_counts(db)
+    run = credits(capsys, "reconcile", "--fix", "--yes", "--no-progress", "--operator", "ops")
+    assert run.code == 1
+    assert "total_earned" in run.out and "no pool drift to correct" in run.out and "not corrected" in run.out
+    assert ledger_counts(db) == before
+    assert credits(capsys, "reconcile", "--yes", "--no-progress").code == 2

@@ -71,8 +71,10 @@ def test_the_report_as_a_table_csv_and_png(db, capsys, tmp_path):
     table = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-02")
     assert table.code == 0
     lines = table.out.splitlines()
-    assert lines[0].split()[:3] == ["date", "monthly", "granted"]
-    assert lines[2].startswith("2026-03-01") and "25.0%" in lines[2] and "75.0%" in lines[2]
+    # The pool names head their columns on a line of their own.
+    assert lines[0].split() == ["monthly", "permanent"]
+    assert lines[1].split() == ["date"] + ["granted", "spent", "expired", "other", "share"] * 2
+    assert lines[3].startswith("2026-03-01") and "25.0%" in lines[3] and "75.0%" in lines[3]
     assert lines[-1].startswith("total")
 
     out = credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-04", "--format", "csv")
@@ -97,3 +99,20 @@ def test_bad_report_arguments_are_usage_errors(db, capsys):
     assert credits(capsys, "report", "--from", "March", "--to", "2026-03-01").code == 2
     assert credits(capsys, "report", "--from", "2026-03-01", "--to", "2026-03-02", "--format", "png").code == 2
     assert credits(capsys, "report", "--from", "2000-01-01", "--to", "2026-03-01").code == 2
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (bytes 16 to 24, big-endian)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_the_png_has_one_size_for_a_week_a_quarter_and_a_year(db, capsys, tmp_path):
+    plant(db)
+    sizes = set()
+    for first, last in (("2026-03-01", "2026-03-07"), ("2026-02-01", "2026-05-01"), ("2026-01-01", "2026-12-31")):
+        path = tmp_path / f"{first}.png"
+        run = credits(capsys, "report", "--from", first, "--to", last, "--format", "png", "--output", str(path))
+        assert run.code == 0, run.err
+        sizes.add(png_size(path.read_bytes()))
+    assert sizes == {(1200, 750)}

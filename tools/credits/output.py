@@ -3,33 +3,95 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from datetime import date, datetime, timezone
 from typing import Any, Optional, Sequence, TextIO
 
 
+WIDTH = 100
+ELLIPSIS = "…"
+_GAP = "  "
+# A text column is not narrowed below this (or its header), so what is left stays readable.
+_MIN_TEXT = 10
+# A wrapped column loses nothing, so it keeps more room: a narrow one would be a tall column.
+_MIN_WRAPPED = 30
+
+
 def _is_number(cell: str) -> bool:
     """Counts, percentages and the `-` of an empty figure are right-aligned."""
-    return cell == "-" or cell.lstrip("-").rstrip("%").replace(".", "", 1).replace(",", "").isdigit()
+    return cell == "-" or cell.lstrip("-+").rstrip("%").replace(".", "", 1).replace(",", "").isdigit()
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table: columns padded to their widest cell, numbers right-aligned."""
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: max(width - 1, 0)] + ELLIPSIS
+
+
+def _wrap(cell: str, width: int) -> list[str]:
+    lines = textwrap.wrap(cell, width, break_long_words=True, break_on_hyphens=False) or [""]
+    return lines
+
+
+def _fit(natural: list[int], floors: list[int], order: list[int], width: int) -> list[int]:
+    """Column widths within `width`: the widest of a group's columns narrowed a character at a
+    time, each down to its floor, then the next group's; columns in no group keep their width."""
+    widths = list(natural)
+    excess = sum(widths) + len(_GAP) * (len(widths) - 1) - width
+    for group in order:
+        while excess > 0:
+            room = [i for i in group if widths[i] > floors[i]]
+            if not room:
+                break
+            widest = max(room, key=lambda i: widths[i])
+            widths[widest] -= 1
+            excess -= 1
+    return widths
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[str] = (),
+                 width: int = WIDTH) -> str:
+    """A plain-text table of at most `width` characters a line: numbers right-aligned; when too
+    wide, the widest text columns are narrowed: those named in `wrap` wrap onto more lines, the
+    others are cut with an ellipsis. Number columns are never narrowed.
+    A header may span lines ("monthly\\ngranted"); header lines are aligned at the bottom."""
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
+    head = [h.split("\n") for h in headers]
+    depth = max((len(h) for h in head), default=1)
+    head = [[""] * (depth - len(h)) + h for h in head]
+    natural = [max(len(line) for line in h) for h in head]
+    numeric = [bool(cells) for _ in headers]
     for row in cells:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            natural[i] = max(natural[i], len(cell))
+            numeric[i] = numeric[i] and (cell == "" or _is_number(cell))
+    names = [h.replace("\n", " ").strip() for h in headers]
+    wrapped = [i for i, name in enumerate(names) if name in wrap]
+    others = [i for i in range(len(headers)) if i not in wrapped and not numeric[i]]
+    floors = [min(natural[i], max(_MIN_WRAPPED if i in wrapped else _MIN_TEXT, max(len(line) for line in head[i])))
+              for i in range(len(headers))]
+    # The widest text column is narrowed first, so the long ones end up sharing the room.
+    widths = _fit(natural, floors, [wrapped + others], width)
+    # Still too wide: text columns go below their floor (the header is cut too) rather than
+    # a line passing the width.
+    widths = _fit(widths, [1 if not numeric[i] else widths[i] for i in range(len(widths))],
+                  [wrapped + others], width)
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(widths[i]) if _is_number(cell) else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        return _GAP.join(
+            cell.rjust(widths[i]) if numeric[i] and cell else cell.ljust(widths[i]) for i, cell in enumerate(row)
         ).rstrip()
 
-    return "\n".join([line(list(headers)), "  ".join("-" * w for w in widths)] + [line(row) for row in cells])
+    out = [line([_cut(h[level], widths[i]) for i, h in enumerate(head)]) for level in range(depth)]
+    out.append(_GAP.join("-" * w for w in widths))
+    for row in cells:
+        parts = [_wrap(cell, widths[i]) if i in wrapped else [_cut(cell, widths[i])] for i, cell in enumerate(row)]
+        for level in range(max(len(p) for p in parts)):
+            out.append(line([p[level] if level < len(p) else "" for p in parts]))
+    return "\n".join(out)
 
 
-def write_table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]], end: str = "\n") -> None:
-    out.write(render_table(headers, rows) + end)
+def write_table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]], end: str = "\n",
+                wrap: Sequence[str] = ()) -> None:
+    out.write(render_table(headers, rows, wrap=wrap) + end)
 
 
 def _plain(value: Any) -> Any:

@@ -50,6 +50,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
         ["transaction_id", "pool", "amount", "description"],
         [[t["transaction_id"], t["pool"], t["amount"], t["description"]]],
         end="\n\n",
+        wrap=["description"],
     )
     write_table(
         out,

@@ -15,6 +15,7 @@ from shared.common import errors
 from shared.events import rules, subscriber
 
 from ..common import EXIT_OK, add_command
+from ..output import ELLIPSIS, WIDTH
 
 PULL_BATCH = 100
 # One pull waits at most this long, so --timeout and Ctrl-C are noticed soon enough.
@@ -58,6 +59,19 @@ def summary(event_type: str, data: Any) -> str:
     return ", ".join(f"{key}={value}" for key, value in list(data.items())[:3])
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def line_of(event_type: str, user_id: str, event_id: str, text: str) -> str:
+    """One event in at most `output.WIDTH` characters: the summary is kept whole where it can be,
+    long user and event ids are cut with an ellipsis (--json has everything)."""
+    text = _cut(text, 48)
+    user_id = _cut(user_id, 24)
+    room = WIDTH - len(f"{event_type:<19}  {user_id}    {text}")
+    return _cut(f"{event_type:<19}  {user_id}  {_cut(event_id, room)}  {text}", WIDTH)
+
+
 def run(args, out: TextIO, err: TextIO) -> int:
     if args.max is not None and args.max < 1:
         raise errors.InvalidRequest("--max must be at least 1", fields=["max"])
@@ -90,8 +104,8 @@ def _tail(tail: subscriber.Tail, args, out: TextIO) -> int:
             if args.json:
                 out.write(json.dumps(message.as_dict(), default=str, ensure_ascii=False, separators=(",", ":")) + "\n")
             else:
-                out.write(f"{message.event_type:<19}  {message.user_id}  {message.event_id}  "
-                          f"{summary(message.event_type, message.data)}\n")
+                out.write(line_of(message.event_type, str(message.user_id), str(message.event_id),
+                                  summary(message.event_type, message.data)) + "\n")
         out.flush()
         tail.acknowledge(shown)
         printed += len(shown)

@@ -37,7 +37,8 @@ def run(args, out: TextIO, err: TextIO) -> int:
         checks = report.as_dict()["checks"]
         rows = [[name, c["count"], "ATTENTION" if c["needs_attention"] else "ok", c["what"], c["action"]]
                 for name, c in checks.items()]
-        write_table(out, ["check", "count", "state", "what", "action"], rows, end="\n\n")
+        write_table(out, ["check", "count", "state", "what", "action"], rows, end="\n\n",
+                    wrap=["what", "action"])
         out.write(f"{report.credits_owed} credits owed in all; "
                   + ("needs attention: " + ", ".join(report.attention) if report.attention else "nothing needs attention")
                   + "\n")

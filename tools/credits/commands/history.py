@@ -28,11 +28,19 @@ def run(args, out: TextIO, err: TextIO) -> int:
     if args.json:
         emit_json(out, page)
         return EXIT_OK
+    # The table fits 100 columns: times to the second, no transaction ids (both are in --json).
     rows = [
-        [t["created_at"], t["type"], t["pool"], t["amount"], t["description"], t["source"], t["transaction_id"]]
+        [_second(t["created_at"]), t["type"], t["pool"], t["amount"], t["description"], t["source"]]
         for t in page["transactions"]
     ]
-    write_table(out, ["created_at", "type", "pool", "amount", "description", "source", "transaction_id"], rows)
+    write_table(out, ["created_at (UTC)", "type", "pool", "amount", "description", "source"], rows,
+                wrap=["description"])
     if page["next_page_token"]:
         out.write(f"\nmore: credits history {args.user_id} --limit {args.limit} --page-token {page['next_page_token']}\n")
     return EXIT_OK
+
+
+def _second(created_at) -> str:
+    """`2026-03-01T09:00:00.123456Z` as `2026-03-01 09:00:00`."""
+    text = str(created_at)
+    return text[:19].replace("T", " ") if len(text) >= 19 else text

@@ -34,7 +34,8 @@ def run(args, out: TextIO, err: TextIO) -> int:
             emit_json(out, {"user_id": args.user_id, "holds": rows})
         else:
             write_table(out, ["hold_id", "amount", "expires_at", "description"],
-                        [[r["hold_id"], r["amount"], r["expires_at"], r["description"]] for r in rows])
+                        [[r["hold_id"], r["amount"], r["expires_at"], r["description"]] for r in rows],
+                        wrap=["description"])
         return EXIT_OK
     released = users = pages = 0
     more = True

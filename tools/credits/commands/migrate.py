@@ -88,9 +88,10 @@ def _print_report(args, out: TextIO, report: migration.MigrationReport) -> None:
     out.write(f"\nexamined {report.examined} users; {report.credits_migrated} legacy credits {moved} to permanent pools\n")
     if report.repaired:
         out.write("\nrepaired half-written documents:\n")
-        write_table(out, ["user_id", "action", "reason"], [[r["user_id"], r["action"], r["reason"]] for r in report.repaired])
+        write_table(out, ["user_id", "action", "reason"], [[r["user_id"], r["action"], r["reason"]] for r in report.repaired],
+                    wrap=["reason"])
     if report.review:
         out.write("\nleft untouched, need review:\n")
-        write_table(out, ["user_id", "reason"], [[r["user_id"], r["reason"]] for r in report.review])
+        write_table(out, ["user_id", "reason"], [[r["user_id"], r["reason"]] for r in report.review], wrap=["reason"])
     if not report.complete:
         out.write(f"\nnot finished: continue with --start-after {report.resume_after}\n")

@@ -62,7 +62,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
         emit_json(out, {"results": results})
     elif results:
         rows = [[r["kind"], r["id"], r["outcome"], r.get("user_id") or r.get("grant_id") or "", r.get("reason") or ""] for r in results]
-        write_table(out, ["kind", "id", "outcome", "user / grant", "reason"], rows)
+        write_table(out, ["kind", "id", "outcome", "user / grant", "reason"], rows, wrap=["reason"])
     else:
         out.write("nothing waiting to replay\n")
     return EXIT_PROBLEMS if any(r["outcome"] in _NOT_DONE for r in results) else EXIT_OK
@@ -100,11 +100,11 @@ def _list_waiting(args, out: TextIO) -> int:
     out.write(f"Stripe events waiting in {collections.UNAPPLIED_EVENTS}: {len(events)}\n")
     if events:
         rows = [[e["event_id"], e["event_type"], e["user_id"] or e["customer_id"] or "", e["attempts"], e["reason"]] for e in events]
-        write_table(out, ["event_id", "type", "user / customer", "attempts", "reason"], rows)
+        write_table(out, ["event_id", "type", "user / customer", "attempts", "reason"], rows, wrap=["reason"])
     out.write(f"\npromo messages waiting in {collections.PROMO_REJECTED}: {len(messages)}\n")
     if messages:
         rows = [[m["message_id"], m["last_replay_reason"] or m["reason"], (m["raw_text"] or "")[:60]] for m in messages]
-        write_table(out, ["message_id", "reason", "data"], rows)
+        write_table(out, ["message_id", "reason", "data"], rows, wrap=["reason"])
     return waiting
 
 
@@ -118,5 +118,6 @@ def _discard(args, out: TextIO) -> int:
     if args.json:
         emit_json(out, {"results": [{"kind": "promo_message", "id": result["message_id"], **result}]})
     else:
-        write_table(out, ["kind", "id", "outcome", "reason"], [["promo_message", result["message_id"], result["outcome"], result["reason"]]])
+        write_table(out, ["kind", "id", "outcome", "reason"], [["promo_message", result["message_id"], result["outcome"], result["reason"]]],
+                    wrap=["reason"])
     return EXIT_OK if result["outcome"] == "discarded" else EXIT_PROBLEMS
