@@ -104,7 +104,7 @@ def test_tail_refuses_a_max_below_one(capsys):
 def test_tail_lines_fit_100_columns_and_json_keeps_everything(deliver, topic, capsys):
     long_user = "u" + "x" * 127
     assert credits(capsys, "events", "tail", "--timeout", "0.5").code == 0  # makes the subscription
-    deliver(f"credits_transactions/tw", transaction("tw", long_user, -30))
+    deliver("credits_transactions/tw", transaction("tw", long_user, -30))
     run = credits(capsys, "events", "tail", "--max", "1", "--timeout", "20")
     assert run.code == 0, run.err
     [line] = run.out.splitlines()
