@@ -137,15 +137,8 @@ def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], pa
         return _MISS
     except outcome.AMBIGUOUS as exc:
         cache.drop(uref.path)
-        resolved = outcome.resolve(uref.path, seen.update_time, change_id, outcome.witness(change), operation)
-        if resolved is outcome.Outcome.LANDED:
+        if outcome.landed_or_raise(exc, uref.path, seen.update_time, change_id, change, operation):
             return True, change.result
-        if resolved is outcome.Outcome.FENCED:
-            raise unavailable(exc, operation) from exc
-        if resolved is outcome.Outcome.UNKNOWN:
-            raise outcome.OutcomeUnknown(
-                "Firestore did not answer, so whether the change was made is not known; "
-                "retry with the same idempotency key") from exc
         return _MISS
     except TRANSIENT as exc:
         cache.drop(uref.path)
@@ -193,15 +186,8 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         except outcome.AMBIGUOUS as exc:
             # The commit may have landed, or may land later: learn which before answering.
             expected = user_snap.update_time if user_snap.exists else None
-            resolved = outcome.resolve(uref.path, expected, change_id, outcome.witness(change), operation)
-            if resolved is outcome.Outcome.LANDED:
+            if outcome.landed_or_raise(exc, uref.path, expected, change_id, change, operation):
                 return change.result
-            if resolved is outcome.Outcome.FENCED:
-                raise unavailable(exc, operation) from exc
-            if resolved is outcome.Outcome.UNKNOWN:
-                raise outcome.OutcomeUnknown(
-                    "Firestore did not answer, so whether the change was made is not known; "
-                    "retry with the same idempotency key") from exc
             _backoff(attempt)
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc

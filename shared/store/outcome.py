@@ -35,7 +35,7 @@ from ..ledger import codec
 from ..ledger.accounts import Account
 from . import collections
 from .change import Change
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, utcnow
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
 
 CHANGE_ID = "change_id"
 RESOLVE_BUDGET_S = 30.0
@@ -126,3 +126,22 @@ def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
     refs[0].update(fence, option=db.write_option(last_update_time=expected), retry=None,
                    timeout=RPC_TIMEOUT_S)
     return Outcome.FENCED
+
+
+def landed_or_raise(exc: Exception, user_path: str, expected_update_time, change_id: str, change: Change,
+                    operation: str) -> bool:
+    """After a lost reply: True if the commit landed, False if another change won (decide again).
+
+    Raises `Unavailable` once the commit is fenced off for good, `OutcomeUnknown` if that could
+    not be learned.
+    """
+    resolved = resolve(user_path, expected_update_time, change_id, witness(change), operation)
+    if resolved is Outcome.LANDED:
+        return True
+    if resolved is Outcome.FENCED:
+        raise unavailable(exc, operation) from exc
+    if resolved is Outcome.UNKNOWN:
+        raise OutcomeUnknown(
+            "Firestore did not answer, so whether the change was made is not known; retry with the same idempotency key"
+        ) from exc
+    return False
