@@ -134,6 +134,7 @@ def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], pa
     except RACE_LOST + (gexc.NotFound,):
         # The document moved on (or a created document exists): read and decide as usual.
         cache.drop(uref.path, seen.update_time)
+        cache.refused(uref.path)
         return _MISS
     except outcome.AMBIGUOUS as exc:
         cache.drop(uref.path)

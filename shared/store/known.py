@@ -14,6 +14,7 @@ Rules enforced here:
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -22,6 +23,8 @@ from google.cloud import firestore
 
 from ..common import settings
 
+# How long a user whose known version was just refused is read before deciding.
+CONTENDED_S = 0.5
 MAX_USERS = 20_000
 
 
@@ -53,11 +56,17 @@ class KnownUsers:
 
     def __init__(self, max_users: int = MAX_USERS) -> None:
         self._entries: OrderedDict[str, Known] = OrderedDict()
+        # When a version of a path was last refused by a commit: a user others are writing now.
+        self._refused: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_users
 
     def get(self, path: str) -> Optional[Known]:
         with self._lock:
+            refused_at = self._refused.get(path)
+            if refused_at is not None and time.monotonic() - refused_at < CONTENDED_S:
+                # Deciding from a version that others keep moving only adds a refused commit.
+                return None
             known = self._entries.get(path)
             if known is not None:
                 self._entries.move_to_end(path)
@@ -77,6 +86,14 @@ class KnownUsers:
             self._entries.move_to_end(path)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+    def refused(self, path: str) -> None:
+        """A commit from the known version of `path` was refused: read it for a while instead."""
+        with self._lock:
+            self._refused[path] = time.monotonic()
+            self._refused.move_to_end(path)
+            while len(self._refused) > self._max:
+                self._refused.popitem(last=False)
 
     def drop(self, path: str, update_time: Any = None) -> None:
         """Forget `path` (only if it is still at `update_time`, when given)."""
