@@ -16,7 +16,8 @@ import time
 import uuid
 from datetime import timedelta
 
-from common import fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+import common  # noqa: E402  (benchmarks/ is the script's folder)
+from common import fresh_firestore, out  # noqa: E402
 from bench_spend import RoundTrips  # noqa: E402
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "200"))
@@ -34,24 +35,18 @@ def run() -> int:
 
     from shared.common import ids
     from shared.ledger import accounts, codec, holds, records
-    from shared.ledger.models import CreditPool, TransactionType
     from shared.spending import holds_service
     from shared.spending import rules as spending_rules
     from shared.spending import service as spending
     from shared.spending.holds import HoldRequest, SettleRequest
-    from shared.store import change, collections, commit
+    from shared.store import collections
     from shared.store import client as store_client
 
     db = store_client.client()
     trips = RoundTrips(db)
 
     def seed(user_id: str) -> None:
-        entry = accounts.grant(TransactionType.PROMO_GRANT, START_CREDITS, "bench", CreditPool.PERMANENT)
-        commit.change_user(
-            user_id,
-            lambda snap: change.Change(result=None, account=accounts.apply(snap.account, [entry]),
-                                      records=records.records(user_id, [entry], "bench", snap.now)),
-        )
+        common.seed(user_id, START_CREDITS)
 
     @firestore.transactional
     def _baseline_hold(transaction, user_id: str, hold_id: str) -> None:

@@ -19,7 +19,8 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from common import fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+import common  # noqa: E402  (benchmarks/ is the script's folder)
+from common import fresh_firestore, out  # noqa: E402
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "300"))
 WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "3"))
@@ -66,21 +67,14 @@ def run() -> int:
     from shared.spending import rules as spending_rules
     from shared.ledger import records
     from shared.store import collections
-    from shared.store import change
     from shared.store import commit
     from shared.store import client as store_client
-    from shared.ledger.models import CreditPool, TransactionType
 
     db = store_client.client()
     trips = RoundTrips(db)
 
     def seed(user_id: str) -> None:
-        entry = accounts.grant(TransactionType.PROMO_GRANT, START_CREDITS, "bench", CreditPool.PERMANENT)
-        commit.change_user(
-            user_id,
-            lambda snap: change.Change(result=None, account=accounts.apply(snap.account, [entry]),
-                                      records=records.records(user_id, [entry], "bench", snap.now)),
-        )
+        common.seed(user_id, START_CREDITS)
 
     def ours(user_id: str, key: str) -> None:
         spending.spend(user_id, 7, "bench", key)

@@ -32,3 +32,17 @@ def fresh_firestore() -> Iterator[Emulator]:
         yield emulator
     finally:
         emulator.stop()
+
+
+def seed(user_id: str, credits: int) -> None:
+    """Give a user `credits` permanent credits through the store, with their record."""
+    from shared.ledger import accounts, records
+    from shared.ledger.models import CreditPool, TransactionType
+    from shared.store import change, commit
+
+    entry = accounts.grant(TransactionType.PROMO_GRANT, credits, "bench", CreditPool.PERMANENT)
+    commit.change_user(
+        user_id,
+        lambda snap: change.Change(result=None, account=accounts.apply(snap.account, [entry]),
+                                  records=records.records(user_id, [entry], "bench", snap.now)),
+    )
