@@ -26,7 +26,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ..common import log
 from ..common.errors import CreditsError
-from . import collections, outcome
+from . import collections, outcome, wire
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
 from .commit import change_user, decide_settled, snapshot_of, stage
@@ -121,7 +121,7 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
             rest.extend(entry.index for entry in commit.group)
             return False
 
-        batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+        batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
         refused = False
         for index, item in enumerate(items):
             if refused:
@@ -142,7 +142,7 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
                     group = []
                     continue
                 pending = _Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S))
-                batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+                batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
             version = Version(db.document(collections.user(item.user_id)), None)
             stage(batch, version, None, change, snapshot.now, change_id)
             group.append(_Staged(index, change, version))
@@ -174,7 +174,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
     # CPU-bound deciding and staging of the current slice. Batches hold different users, so
     # their commits are independent.
     with ThreadPoolExecutor(max_workers=PIPELINE_THREADS) as pool:
-        batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+        batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
         reading = pool.submit(_read_users, db, slices[0], operation) if slices else None
         for number, part in enumerate(slices):
             snaps = reading.result()
@@ -198,7 +198,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
                     continue
                 if group and size + writes > max_writes:
                     commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
-                    batch, group, size, change_id = db.batch(), [], 0, outcome.new_change_id()
+                    batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
                 stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id)
                 group.append(_Staged(index, change, user_snap))
                 size += writes
@@ -255,8 +255,7 @@ def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[
     """One batched read of a slice's user documents, by item index."""
     refs = {index: db.document(collections.user(item.user_id)) for index, item in part}
     with faults(operation):
-        snaps = {snap.reference.path: snap for snap in db.get_all(list(refs.values()), retry=None,
-                                                                  timeout=RPC_TIMEOUT_S)}
+        snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs.values(), timeout=RPC_TIMEOUT_S)}
     return {index: snaps[ref.path] for index, ref in refs.items()}
 
 

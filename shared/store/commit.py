@@ -37,7 +37,7 @@ from ..common.errors import Unavailable
 from ..ledger import codec, holds
 from google.api_core import exceptions as gexc
 
-from . import collections, known, outcome
+from . import collections, known, outcome, wire
 from .change import Change, Snapshot
 from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
 
@@ -125,7 +125,7 @@ def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], pa
     if (change.account is None or change.overwrite or change.delete
             or not _creates_every_read(paths, change)):
         return _MISS
-    batch = db.batch()
+    batch = wire.Batch(db)
     change_id = outcome.new_change_id()
     version = known.Version(uref, seen.update_time)
     written = stage(batch, version, snapshot.user_data, change, snapshot.now, change_id)
@@ -161,7 +161,7 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     refs = [uref] + [db.document(path) for path in paths]
     for attempt in range(MAX_ATTEMPTS):
         try:
-            snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
+            snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs, timeout=RPC_TIMEOUT_S)}
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
         user_snap = snaps[uref.path]
@@ -174,7 +174,7 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         if change.account is None:
             # Without the user document's precondition a lost reply could never be fenced off.
             raise ValueError("a change that commits must write the user document")
-        batch = db.batch()
+        batch = wire.Batch(db)
         change_id = outcome.new_change_id()
         versions = {p: (snaps[p].update_time if snaps[p].exists else None) for p in paths}
         written = stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id, versions)

@@ -16,10 +16,9 @@ import time
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.cloud.firestore_v1 import batch as firestore_batch
 
 from shared.common import settings
-from shared.store import commit
+from shared.store import commit, wire
 from tools.local import stripe_events as sf
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 from tests.support.stall_proxy import StallProxy
@@ -51,13 +50,13 @@ class Stalls:
 def stalls(firestore_emulator, db, monkeypatch):
     proxy = StallProxy(firestore_emulator.host).start()
     stalls = Stalls(proxy)
-    real_commit = firestore_batch.WriteBatch.commit
+    real_commit = wire.Batch.commit
 
     def commit_with_stall(self, *args, **kwargs):
         stalls.before_commit()
         return real_commit(self, *args, **kwargs)
 
-    monkeypatch.setattr(firestore_batch.WriteBatch, "commit", commit_with_stall)
+    monkeypatch.setattr(wire.Batch, "commit", commit_with_stall)
     monkeypatch.setattr(commit, "RPC_TIMEOUT_S", DEADLINE_S)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
     settings.reset()
@@ -97,7 +96,7 @@ def test_a_spend_whose_commit_is_held_in_the_connection_answers_what_happened(sp
 @pytest.fixture
 def lost_commits(monkeypatch):
     """The next commit is kept back (not sent) and fails with a deadline; `send_late()` sends it."""
-    real_commit = firestore_batch.WriteBatch.commit
+    real_commit = wire.Batch.commit
     held: list = []
     state = {"armed": False}
 
@@ -108,7 +107,7 @@ def lost_commits(monkeypatch):
             raise gexc.DeadlineExceeded("the reply did not come in time")
         return real_commit(self, *args, **kwargs)
 
-    monkeypatch.setattr(firestore_batch.WriteBatch, "commit", commit)
+    monkeypatch.setattr(wire.Batch, "commit", commit)
 
     class Control:
         def arm(self) -> None:

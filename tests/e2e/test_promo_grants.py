@@ -10,14 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from google.cloud.firestore_v1.batch import WriteBatch
 
 from shared.common import ids
 from shared.promotions import service as promo_service
 from shared.promotions import rejected
 from shared.promotions import schemas
 from shared.spending import service as spending
-from shared.store import collections
+from shared.store import collections, wire
 from shared.common import settings
 from shared.store import client as store_client
 from tests.support.functions import function_app
@@ -318,7 +317,7 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
         batch.set(db.collection(collections.USERS).document(user_id), {"user_id": user_id, "balance": 11})
     batch.commit()
     sizes = []
-    real_commit = WriteBatch.commit
+    real_commit = wire.Batch.commit
 
     def counting_commit(self, *args, **kwargs):
         # Documents written by each commit that lands (a first try without reads, refused because
@@ -328,7 +327,7 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
         sizes.append(written)
         return result
 
-    monkeypatch.setattr(WriteBatch, "commit", counting_commit)
+    monkeypatch.setattr(wire.Batch, "commit", counting_commit)
     capsys.readouterr()
     assert promo(message_data("legacy-wave", users, 4)).status_code == 200
     assert "fell back" not in capsys.readouterr().out
@@ -362,7 +361,7 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
     try:
         users = [f"mid-{i:03d}" for i in range(500)]
         data = message_data("midway", users, 3)
-        real_commit, lock, exported = WriteBatch.commit, threading.Lock(), []
+        real_commit, lock, exported = wire.Batch.commit, threading.Lock(), []
 
         def commit_then_go_down(self, *args, **kwargs):
             with lock:  # the first commit to finish is the last one Firestore sees
@@ -372,10 +371,10 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
                 exported.append(_export_and_stop(outage, tmp_path))
                 return result
 
-        monkeypatch.setattr(WriteBatch, "commit", commit_then_go_down)
+        monkeypatch.setattr(wire.Batch, "commit", commit_then_go_down)
         capsys.readouterr()
         assert promo(data, "m-mid").status_code == 503  # raised: Pub/Sub will redeliver
-        monkeypatch.setattr(WriteBatch, "commit", real_commit)
+        monkeypatch.setattr(wire.Batch, "commit", real_commit)
         assert '"message":"promo message will be redelivered"' in capsys.readouterr().out
 
         restarted = Emulator("firestore", port=outage.port, extra_args=(f"--import-data={exported[0]}",)).start()

@@ -13,11 +13,10 @@ from collections import Counter
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.cloud.firestore_v1 import batch as firestore_batch
 
 from shared.common.errors import IdempotencyConflict, InsufficientCredits, Unavailable
 from shared.spending import service as spending
-from shared.store import collections, commit, known
+from shared.store import collections, commit, known, wire
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 
 
@@ -182,7 +181,7 @@ def test_two_instances_spending_for_one_user_at_once_lose_no_update_and_never_ov
 def test_a_cached_spend_whose_reply_is_lost_is_resolved_against_the_cached_version(instances, db, monkeypatch):
     seed("pia", permanent=100)
     spending.spend("pia", 10)
-    real_commit = firestore_batch.WriteBatch.commit
+    real_commit = wire.Batch.commit
     state = {"mode": "landed"}
 
     def lossy_commit(self, *args, **kwargs):
@@ -194,7 +193,7 @@ def test_a_cached_spend_whose_reply_is_lost_is_resolved_against_the_cached_versi
             raise gexc.DeadlineExceeded("the reply did not come in time")
         return real_commit(self, *args, **kwargs)
 
-    monkeypatch.setattr(firestore_batch.WriteBatch, "commit", lossy_commit)
+    monkeypatch.setattr(wire.Batch, "commit", lossy_commit)
     assert spending.spend("pia", 10).body["balance"]["credits_permanent"] == 80  # landed: answered as made
     state["mode"] = "held"
     with pytest.raises(Unavailable):
