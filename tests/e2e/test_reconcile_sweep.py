@@ -182,3 +182,28 @@ def test_the_route_answers_what_the_page_reconciled_and_refuses_a_bad_limit(db, 
         assert error["code"] == "invalid_request" and error["fields"][0]["field"] == "limit"
     assert spend_client.get("/sweep/reconcile").status_code == 405
     assert spend_client.post("/sweep/reconcile", data=b"[1]", content_type="application/json").status_code == 400
+
+
+def test_credits_health_shows_the_last_pass_and_needs_attention_while_it_found_drift(db, capsys):
+    seed("k1", permanent=10)
+    seed("k2", permanent=10)
+    quiet = credits(capsys, "health", "--json")
+    assert quiet.code == 0 and quiet.json["reconcile"]["last_pass"] is None
+    db.collection(collections.USERS).document("k2").update({"credits_permanent": 12})
+    reconciliation.reconcile_page(1)
+    running = credits(capsys, "health", "--json").json["reconcile"]
+    assert running["current_pass"]["cursor"] == "k1" and running["current_pass"]["users"] == 1
+    while not reconciliation.reconcile_page(1)["completed"]:
+        pass
+    run = credits(capsys, "health", "--json")
+    assert run.code == 1 and run.json["needs_attention"] is True
+    last = run.json["reconcile"]["last_pass"]
+    assert (last["users"], last["drift"], last["drift_users"]) == (2, 1, 1) and last["finished_at"]
+    table = credits(capsys, "health")
+    assert table.code == 1 and "reconcile: last pass finished" in table.out
+    assert "needs attention: drift_in_last_reconcile_pass" in table.out
+    # Once the pool is explained again, the next pass clears it.
+    db.collection(collections.USERS).document("k2").update({"credits_permanent": 10})
+    while not reconciliation.reconcile_page(5)["completed"]:
+        pass
+    assert credits(capsys, "health", "--json").code == 0
