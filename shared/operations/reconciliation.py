@@ -11,7 +11,8 @@ Rules enforced here:
   users who owe and the credits owed;
 - a page reconciles at most `limit` users after the stored cursor, writes no credit data, and
   records its progress in one bookkeeping document only over the version it read, so of two
-  overlapping runs one advances the cursor and the other writes and logs nothing;
+  overlapping runs one advances the cursor and the other writes and logs nothing; a write whose
+  reply is lost is read back, so a page that did advance still logs its drift;
 - each confirmed drift is logged once as `ledger drift`; a page that reaches the last user
   completes the pass and logs `reconcile pass complete`.
 """
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..common import log
+from ..common.errors import Unavailable
 from ..ledger.codec import is_legacy_document, read_owed
 from ..store import collections, documents, scans
 from ..store.client import utcnow
@@ -193,8 +195,7 @@ def reconcile_page(limit: int = PAGE_DEFAULT, now: Optional[datetime] = None) ->
                         len({d.user_id for d in report.drift}), report.unconfirmed)
     now = now or utcnow()
     new_state, finished = after_page(state, counts, report.last_user or cursor, completed, now)
-    path = collections.reconcile_state()
-    written = documents.create(path, new_state) if version is None else documents.update_if_unchanged(path, new_state, version)
+    written = _record(new_state, version)
     if not written:
         # Another run advanced the pass from the same cursor; it reports these users, not this one.
         log.info("reconcile page lost the race", outcome=LOST_RACE, cursor=cursor)
@@ -209,6 +210,21 @@ def reconcile_page(limit: int = PAGE_DEFAULT, now: Optional[datetime] = None) ->
                  started_at=finished["started_at"].isoformat(), duration_s=finished["duration_s"])
     return {"outcome": ADVANCED, "users": counts.users, "transactions": counts.transactions,
             "drift": counts.drift, "completed": completed, "cursor": new_state["cursor"]}
+
+
+def _record(new_state: dict[str, Any], version: Optional[datetime]) -> bool:
+    """Write the pass's bookkeeping over the version read; False if another run wrote first."""
+    path = collections.reconcile_state()
+    try:
+        return documents.create(path, new_state) if version is None else documents.update_if_unchanged(
+            path, new_state, version)
+    except Unavailable:
+        # The write may have landed with its reply lost: if it did, this run advanced the pass
+        # and must still log its drift, or that drift would go unlogged until the next pass.
+        landed = documents.read(path)
+        if landed is not None and landed.get("updated_at") == new_state["updated_at"]:
+            return True
+        raise
 
 
 def state() -> Optional[dict[str, Any]]:

@@ -207,3 +207,31 @@ def test_credits_health_shows_the_last_pass_and_needs_attention_while_it_found_d
     while not reconciliation.reconcile_page(5)["completed"]:
         pass
     assert credits(capsys, "health", "--json").code == 0
+
+
+def test_a_bookkeeping_write_whose_reply_is_lost_still_logs_the_drift_of_the_page_once(db, monkeypatch, capsys):
+    from shared.common.errors import Unavailable
+    from shared.store import documents
+
+    seed("l1", permanent=10)
+    db.collection(collections.USERS).document("l1").update({"credits_permanent": 9})
+    real_create = documents.create
+
+    def landed_then_lost(path, data):
+        real_create(path, data)
+        raise Unavailable("Firestore is unavailable (DeadlineExceeded); retry later")
+
+    monkeypatch.setattr(documents, "create", landed_then_lost)
+    capsys.readouterr()
+    result = reconciliation.reconcile_page(5)
+    assert result["outcome"] == "advanced" and result["drift"] == 1 and result["completed"]
+    assert [d["user_id"] for d in log_lines(capsys, "ledger drift")] == ["l1"]
+
+    def lost(path, fields, version):
+        raise Unavailable("Firestore is unavailable (ServiceUnavailable); retry later")
+
+    monkeypatch.setattr(documents, "update_if_unchanged", lost)
+    before = state(db)
+    with pytest.raises(Unavailable):
+        reconciliation.reconcile_page(5)
+    assert state(db) == before and log_lines(capsys, "ledger drift") == []
