@@ -2,7 +2,8 @@
 # one JSON line per outcome (shared/common/log.py); Cloud Run turns each into an entry whose
 # jsonPayload carries `message` and `outcome`, so log-based metrics count the lines that matter:
 # events kept in webhook_unapplied, messages kept in promo_rejected, commits whose outcome stayed
-# unknown, and drift found by `credits reconcile`. Request metrics of Cloud Run give each
+# unknown, and drift found by the scheduled reconcile or `credits reconcile`; and the absence of
+# completed reconcile passes, which means reconciliation stopped happening. Request metrics of Cloud Run give each
 # function's 5xx and 503 rates; Pub/Sub's own metric gives the promo dead-letter backlog.
 # Every policy notifies var.notification_channels (none: the incidents show in the console only).
 
@@ -31,8 +32,8 @@ locals {
     }
     ledger_drift = {
       message       = "ledger drift"
-      description   = "Users whose pools differ from their transactions, found by credits reconcile."
-      documentation = "`credits reconcile` found a user whose pool or totals differ from the sum of their transaction records (confirmed by a consistent re-read). Run `credits reconcile` to see the users and fields; correct with `credits adjust` after finding the cause."
+      description   = "Users whose pools differ from their transactions, found by the scheduled reconcile or credits reconcile."
+      documentation = "The scheduled reconcile (POST /sweep/reconcile) or `credits reconcile` found a user whose pool or totals differ from the sum of their transaction records (confirmed by a consistent re-read); the log line names the user and field. Run `credits reconcile` to see every drift; after finding the cause, `credits reconcile --fix` proposes ledger corrections of pool drift. `credits health` shows the last scheduled pass."
     }
   }
 }
@@ -109,6 +110,49 @@ resource "google_monitoring_alert_policy" "outcome" {
 
   documentation {
     content   = each.value.documentation
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [google_project_service.monitoring]
+}
+
+resource "google_logging_metric" "reconcile_pass_complete" {
+  name        = "${var.name_prefix}/reconcile_pass_complete"
+  description = "Completed passes of the scheduled reconcile over every user."
+  filter      = "jsonPayload.message=\"reconcile pass complete\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_monitoring_alert_policy" "reconcile_stopped" {
+  display_name          = "${var.name_prefix}: no reconcile pass completed for ${var.reconcile_alert_absent_minutes} minutes"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "no \"reconcile pass complete\" log line for ${var.reconcile_alert_absent_minutes} minutes"
+    condition_absent {
+      filter   = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.reconcile_pass_complete.name}\""
+      duration = "${var.reconcile_alert_absent_minutes * 60}s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    content   = "The scheduled reconcile (Cloud Scheduler job ${google_cloud_scheduler_job.reconcile_sweep.name}, POST /sweep/reconcile on spend) has not completed a pass over every user in the window, so drift would go unnoticed. Check the job's last runs and the spend function's logs for `reconcile page` (a 503 or a lost race moves nothing); `credits health` shows the current pass's cursor. If the job runs but the pass is slower than the window (more users than reconcile_page_users runs cover, see docs/capacity.md), raise reconcile_page_users or run it more often. `credits reconcile` checks every user at once meanwhile."
     mime_type = "text/markdown"
   }
 

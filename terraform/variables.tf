@@ -136,3 +136,31 @@ variable "page_token_key_version" {
   type        = string
   default     = "latest"
 }
+
+variable "reconcile_schedule" {
+  description = "Cron schedule (Etc/UTC) of the reconcile page runs; with reconcile_page_users it sets how many users a day are checked (docs/capacity.md)."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "reconcile_page_users" {
+  description = "Users each scheduled reconcile run checks (1 to 2000): 500 every 5 minutes is 144,000 users a day. A pass must complete within reconcile_alert_absent_minutes, or the missing-pass alert fires."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.reconcile_page_users >= 1 && var.reconcile_page_users <= 2000 && floor(var.reconcile_page_users) == var.reconcile_page_users
+    error_message = "reconcile_page_users must be a whole number from 1 to 2000 (the route's limit)."
+  }
+}
+
+variable "reconcile_alert_absent_minutes" {
+  description = "Alert when no reconcile pass has completed for this many minutes (Cloud Monitoring allows at most 1410, 23.5 hours)."
+  type        = number
+  default     = 1410
+
+  validation {
+    condition     = var.reconcile_alert_absent_minutes >= 10 && var.reconcile_alert_absent_minutes <= 1410 && floor(var.reconcile_alert_absent_minutes) == var.reconcile_alert_absent_minutes
+    error_message = "reconcile_alert_absent_minutes must be a whole number from 10 to 1410."
+  }
+}

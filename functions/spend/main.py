@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from shared.common import http, jsontext, log
 from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
 from shared.common.validation import invalid, user_id
+from shared.operations import reconciliation
 from shared.spending import holds_service
 from shared.spending import service as spending
 from shared.spending.holds import HoldRequest, SettleRequest
 from shared.spending.refunds import RefundRequest
-from shared.spending.schemas import CaptureBody, HistoryQuery, HoldBody, RefundBody, SpendBody, SweepBody
+from shared.spending.schemas import (CaptureBody, HistoryQuery, HoldBody, ReconcileSweepBody, RefundBody, SpendBody,
+                                     SweepBody)
 
 MAX_BODY_BYTES = 64 * 1024
 # The API's OpenAPI document sits beside this file, in the repository and in the deployed bundle.
@@ -126,6 +128,11 @@ def post_sweep_holds(request):
     return http.respond(holds_service.sweep(req.limit))
 
 
+def post_sweep_reconcile(request):
+    req = _validated(ReconcileSweepBody, _keyed_body(request, None, optional=True))
+    return http.respond(reconciliation.reconcile_page(req.limit))
+
+
 @functools.cache
 def _openapi() -> dict:
     # Read on the first request for it, not at import: a cold start never pays for it.
@@ -154,6 +161,8 @@ def _route(request):
         allowed, handler, args = "POST", post_hold_capture if parts[2] == "capture" else post_hold_release, (parts[1],)
     elif parts == ["sweep", "holds"]:
         allowed, handler, args = "POST", post_sweep_holds, ()
+    elif parts == ["sweep", "reconcile"]:
+        allowed, handler, args = "POST", post_sweep_reconcile, ()
     elif parts == ["openapi.json"]:
         allowed, handler, args = "GET", get_openapi, ()
     else:

@@ -2,7 +2,7 @@
 
 Rules enforced here:
 - every count is one aggregation read (no document is downloaded), so a check costs the same
-  for ten kept events or ten thousand;
+  for ten kept events or ten thousand; the scheduled reconcile's progress is one document read;
 - what needs attention is decided by `health_rules`, not here.
 """
 
@@ -15,6 +15,7 @@ from ..ledger.codec import CREDITS_OWED
 from ..ledger.holds import HELD
 from ..store import collections, scans
 from ..store.client import utcnow
+from . import reconciliation
 from .health_rules import OWING_USERS, REJECTED_PROMOS, STALE_HOLDS, UNAPPLIED_EVENTS, Health
 
 DEFAULT_HOLD_GRACE = timedelta(minutes=5)
@@ -29,4 +30,5 @@ def check(hold_grace: timedelta = DEFAULT_HOLD_GRACE, now: Optional[datetime] = 
     return Health(
         counts={UNAPPLIED_EVENTS: unapplied, REJECTED_PROMOS: rejected, STALE_HOLDS: stale, OWING_USERS: owing},
         credits_owed=owed,
+        reconcile=reconciliation.state(),
     )

@@ -13,12 +13,16 @@ Rules enforced here:
   must equal what the ledger took back for their charges and disputes (`addon_refunded` less
   `addon_reinstated`) plus what is still owed: claimed = taken + owed;
 - a plain pool drift is corrected in the ledger, never in the pool: one `adjustment` record of
-  stored - ledger (`correction`), with an id derived from the drift; other drift is not corrected.
+  stored - ledger (`correction`), with an id derived from the drift; other drift is not corrected;
+- a scheduled pass adds each page's counts to the pass's running totals and moves its cursor;
+  the page that reaches the end completes the pass, which becomes the last pass, and the next
+  page starts a new one from the first user (`after_page`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
 
 from ..common import ids
@@ -215,3 +219,39 @@ def correction(drift: Drift) -> Optional[Correction]:
         return None
     return Correction(drift.user_id, pool, drift.stored, drift.ledger,
                       ids.correction_id(drift.user_id, drift.field, drift.stored, drift.ledger))
+
+
+# The counts a scheduled pass adds up page by page, and keeps for its last completed pass.
+PASS_COUNTS = ("users", "transactions", "drift", "drift_users", "unconfirmed", "pages")
+
+
+@dataclass(frozen=True)
+class PageCounts:
+    """What one page of a scheduled pass reconciled."""
+
+    users: int
+    transactions: int
+    drift: int
+    drift_users: int
+    unconfirmed: int
+    pages: int = 1
+
+
+def after_page(
+    state: Mapping[str, Any], page: PageCounts, cursor: Optional[str], completed: bool, now: datetime
+) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    """The bookkeeping document after one page, and the pass it completed (None if it did not).
+
+    `state` is the stored document ({} before the first run); `cursor` is the last user the page
+    reconciled. The whole document is returned, so a write never depends on fields it did not see.
+    """
+    started = state.get("pass_started_at") or now
+    totals = {name: _whole(state.get(name)) + getattr(page, name) for name in PASS_COUNTS}
+    kept = {"last_pass": state.get("last_pass"), "passes_completed": _whole(state.get("passes_completed"))}
+    if not completed:
+        return {"pass_started_at": started, "cursor": cursor, **totals, **kept, "updated_at": now}, None
+    finished = {"started_at": started, "finished_at": now, "duration_s": round((now - started).total_seconds(), 3),
+                **totals}
+    fresh = {name: 0 for name in PASS_COUNTS}
+    return ({"pass_started_at": None, "cursor": None, **fresh, "last_pass": finished,
+             "passes_completed": kept["passes_completed"] + 1, "updated_at": now}, finished)

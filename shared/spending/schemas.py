@@ -68,6 +68,12 @@ class SweepBody(BaseModel):
     limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 200
 
 
+class ReconcileSweepBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    limit: Annotated[int, Field(strict=True, ge=1, le=2000)] = 500
+
+
 class HistoryQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None

@@ -24,6 +24,8 @@ SPEND_REFUNDS = "spend_refunds"
 # One document per add-on payment (Stripe PaymentIntent): its user, what it granted, what
 # refunds and disputes took back, and events that came before its session was applied.
 STRIPE_PAYMENTS = "stripe_payments"
+# Bookkeeping of scheduled operations, one document each (no credit data).
+OPERATIONS = "credits_operations"
 
 
 def path(collection: str, doc_id: str) -> str:
@@ -70,6 +72,11 @@ def unapplied_event(event_id: str) -> str:
 def stripe_payment(payment_intent: str) -> str:
     """A payment's document, by its PaymentIntent id."""
     return path(STRIPE_PAYMENTS, ids.document_id(payment_intent))
+
+
+def reconcile_state() -> str:
+    """The scheduled reconcile's cursor and the running totals of its current and last pass."""
+    return path(OPERATIONS, "reconcile")
 
 
 def document_id(doc_path: str) -> str:

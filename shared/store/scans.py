@@ -107,6 +107,19 @@ def transactions_by_user(page_size: int = SCAN_PAGE_SIZE * 2) -> Iterator[dict[s
         yield from (snap.to_dict() for snap in page)
 
 
+def transactions_in_user_range(
+    after: Optional[str], up_to: Optional[str], page_size: int = SCAN_PAGE_SIZE * 2
+) -> Iterator[dict[str, Any]]:
+    """The records whose string `user_id` is > `after` (any, if None) and <= `up_to` (no bound, if
+    None), ordered by `user_id`, streamed page by page: one range of `transactions_by_user`."""
+    # A range filter on a string matches strings only, so the lower bound is always set.
+    query = client().collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", ">", after or ""))
+    if up_to is not None:
+        query = query.where(filter=FieldFilter("user_id", "<=", up_to))
+    for page in _scan(query.order_by("user_id"), page_size, "transactions_in_user_range"):
+        yield from (snap.to_dict() for snap in page)
+
+
 def transactions_between(
     start: datetime, end: datetime, page_size: int = SCAN_PAGE_SIZE * 2
 ) -> Iterator[dict[str, Any]]:

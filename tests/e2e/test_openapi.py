@@ -29,7 +29,7 @@ def test_the_document_is_a_valid_openapi_3_1_document():
 def test_the_document_names_every_route_of_spend():
     assert set(openapi.document()["paths"]) == {
         "/spend", "/balance/{user_id}", "/transactions/{user_id}", "/refunds", "/holds", "/holds/{hold_id}",
-        "/holds/{hold_id}/capture", "/holds/{hold_id}/release", "/sweep/holds", "/openapi.json",
+        "/holds/{hold_id}/capture", "/holds/{hold_id}/release", "/sweep/holds", "/sweep/reconcile", "/openapi.json",
     }
 
 

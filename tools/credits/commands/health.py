@@ -19,9 +19,10 @@ def add_parser(subparsers):
         description=(
             "Count the Stripe events kept unapplied, the promo messages kept rejected, the holds expired "
             "longer than --hold-grace and still open (the sweep is not running), and the users owing credits "
-            "taken back by Stripe. Each count is one aggregation read. Exit code 1 if any of the first three "
-            "is not zero; owing users are reported only. The alert policies in terraform/monitoring.tf watch "
-            "the same things from the logs."
+            "taken back by Stripe. Each count is one aggregation read. Also shows the scheduled reconcile's last "
+            "completed pass and the current pass's progress. Exit code 1 if any of the first three is not zero "
+            "or the last reconcile pass found drift; owing users are reported only. The alert policies in "
+            "terraform/monitoring.tf watch the same things from the logs."
         ),
     )
     p.add_argument("--hold-grace", type=int, default=5, metavar="MINUTES",
@@ -39,7 +40,21 @@ def run(args, out: TextIO, err: TextIO) -> int:
                 for name, c in checks.items()]
         write_table(out, ["check", "count", "state", "what", "action"], rows, end="\n\n",
                     wrap=["what", "action"])
+        _write_reconcile(out, report.as_dict()["reconcile"])
         out.write(f"{report.credits_owed} credits owed in all; "
                   + ("needs attention: " + ", ".join(report.attention) if report.attention else "nothing needs attention")
                   + "\n")
     return EXIT_PROBLEMS if report.attention else EXIT_OK
+
+
+def _write_reconcile(out: TextIO, view: dict) -> None:
+    last, current = view["last_pass"], view["current_pass"]
+    if last is None:
+        out.write("reconcile: no scheduled pass has completed yet")
+    else:
+        out.write(f"reconcile: last pass finished {last['finished_at']}, {last['users']} users, "
+                  f"{last['drift']} drift" + (" (ATTENTION: " + view["action"] + ")" if view["needs_attention"] else ""))
+    if current["started_at"] is not None:
+        out.write(f"; current pass from {current['started_at']}: {current['users']} users so far, "
+                  f"at {current['cursor']}")
+    out.write("\n")

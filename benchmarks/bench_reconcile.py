@@ -1,0 +1,58 @@
+"""Scheduled reconcile pages (`POST /sweep/reconcile`'s service) over seeded users, each with a
+grant and a spend record: the time of each page of 500 users over one pass, and of one page of
+2000 (the route's maximum), on the Firestore emulator.
+
+Prints the median and slowest page of 500, the page of 2000, and users checked per second.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import time
+
+import common  # noqa: E402  (benchmarks/ is the script's folder)
+from common import fresh_firestore, out  # noqa: E402
+
+USERS = int(os.environ.get("BENCH_USERS", "2000"))
+PAGE = 500
+
+
+def main() -> int:
+    with fresh_firestore():
+        return run()
+
+
+def run() -> int:
+    from shared.operations import reconciliation
+    from shared.spending import service as spending
+
+    sys.stdout = io.StringIO()  # the service's log lines
+    started = time.perf_counter()
+    for i in range(USERS):
+        user_id = f"bench-{i:06d}"
+        common.seed(user_id, 100)
+        spending.spend(user_id, 1 + i % 7, "bench")
+    out(f"seeded {USERS} users (2 records each) in {time.perf_counter() - started:.1f} s")
+
+    pages = []
+    while True:
+        t = time.perf_counter()
+        result = reconciliation.reconcile_page(PAGE)
+        pages.append(time.perf_counter() - t)
+        if result["completed"]:
+            break
+    checked = USERS
+    out(f"pass of {checked} users in {len(pages)} pages of {PAGE}: median page {statistics.median(pages) * 1000:.0f} ms, "
+        f"slowest {max(pages) * 1000:.0f} ms, {checked / sum(pages):.0f} users/s")
+    t = time.perf_counter()
+    big = reconciliation.reconcile_page(2000)
+    elapsed = time.perf_counter() - t
+    out(f"one page of {big['users']} users: {elapsed * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
