@@ -1,10 +1,11 @@
 """The service behind the `spend` function: spend credits, read balances and history.
 
 Rules enforced here:
-- a spend is decided by `rules.decide_spend` and committed by `store.commit.change_user` with
-  its key's marker, so it is applied at most once per key; it is first decided from the user's
-  last version this instance saw (`cached=True`: one commit, no read, conditioned on that
-  version, the marker create-only), and read and decided again if that version was stale;
+- a spend is decided by `rules.decide_spend` and committed with its key's marker, so it is
+  applied at most once per key; it is first decided from the user's last version this instance
+  saw (one commit, no read, conditioned on that version, the marker create-only), and read and
+  decided again if that version was stale; spends for one user that arrive while another is
+  committing are committed together (`store.group`), each decided in turn;
 - a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
   credits read as given back before its release is written;
 - history pages are newest first, and a page token only continues the listing that issued it.
@@ -20,7 +21,7 @@ from ..common.errors import ConfigurationError
 from ..ledger import codec, holds
 from ..store import collections, documents, scans
 from ..store.client import utcnow
-from ..store.commit import change_user
+from ..store.group import change_user_grouped
 from . import page_tokens
 from .rules import DEFAULT_DESCRIPTION, SpendOrder, SpendRequest, SpendResult, decide_spend
 
@@ -41,12 +42,11 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
     order = spend_order()
     request = SpendRequest(user_id, amount, description or DEFAULT_DESCRIPTION, idempotency_key)
     command = request.command
-    result = change_user(
+    result = change_user_grouped(
         user_id,
         lambda snap: decide_spend(snap, request, order),
         reads=[command.marker_path] if command else [],
         operation="spend",
-        cached=True,
     )
     log.info(
         "spend replayed" if result.replayed else "spend applied",
