@@ -174,7 +174,7 @@ resource "google_cloudfunctions2_function" "function" {
     timeout_seconds                  = each.value.timeout
     max_instance_count               = var.max_instances[each.key]
     min_instance_count               = 0
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = each.value.concurrency
     all_traffic_on_latest_revision   = true
 
     environment_variables = merge({ GOOGLE_CLOUD_PROJECT = var.project_id }, each.value.env)

@@ -20,8 +20,13 @@ locals {
       description = "Spend credits, read balances and history (called by the app backend)."
       ingress     = "ALLOW_ALL"
       timeout     = 60
+      # Requests one instance serves at once. A spend mostly waits on Firestore, and spends for
+      # one user that meet in an instance share one commit (shared/store/group.py); THREADS
+      # gives functions-framework's server as many threads.
+      concurrency = var.spend_request_concurrency
       env = {
         CREDITS_SPEND_ORDER = var.spend_order
+        THREADS             = tostring(var.spend_request_concurrency)
       }
       # The API's OpenAPI document, served at GET /openapi.json from beside main.py.
       extra_files = {
@@ -33,6 +38,7 @@ locals {
       description = "Stripe webhook endpoint: renewals, add-on packs, cancellations."
       ingress     = "ALLOW_ALL"
       timeout     = 60
+      concurrency = 1
       env = {
         # A path relative to the function's working directory, the bundle's root (/workspace).
         CREDITS_CATALOG = "catalog.json"
@@ -47,6 +53,7 @@ locals {
       # Pub/Sub push counts as internal traffic; nothing outside the project can reach it.
       ingress     = "ALLOW_INTERNAL_ONLY"
       timeout     = 300
+      concurrency = 1
       env         = {}
       extra_files = {}
     }

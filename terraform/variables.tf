@@ -164,3 +164,14 @@ variable "reconcile_alert_absent_minutes" {
     error_message = "reconcile_alert_absent_minutes must be a whole number from 10 to 1410."
   }
 }
+
+variable "spend_request_concurrency" {
+  description = "Requests one spend instance serves at once (1 CPU); also its server's thread count."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.spend_request_concurrency >= 1 && var.spend_request_concurrency <= 80
+    error_message = "spend_request_concurrency must be between 1 and 80."
+  }
+}

@@ -7,7 +7,8 @@ Rules enforced here:
   the decision asks for), a pure decision, then one commit;
 - the commit is conditioned on the user document's update time (or on its absence), and
   markers are create-only, so a concurrent change makes the commit fail instead of
-  overwriting; the change is then re-read and re-decided, with a short bounded backoff;
+  overwriting; the change is then re-read and re-decided, with a short jittered backoff, for
+  at most `RACE_BUDGET_S`;
 - within one process, changes to the same user take turns (a striped lock), so threads of
   one instance do not burn round trips racing each other; across instances the precondition
   alone keeps changes serial;
@@ -43,7 +44,11 @@ from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, ut
 
 R = TypeVar("R")
 
-MAX_ATTEMPTS = 20
+# Lost races are retried for up to RACE_BUDGET_S (and MAX_ATTEMPTS): under contention from other
+# instances a change can lose many races in a row, and a longer budget costs only that request's
+# latency, while giving up answers 503.
+MAX_ATTEMPTS = 100
+RACE_BUDGET_S = 3.0
 BACKOFF_BASE_S = 0.004
 BACKOFF_CAP_S = 0.064
 
@@ -159,7 +164,10 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     db = client()
     uref = db.document(collections.user(user_id))
     refs = [uref] + [db.document(path) for path in paths]
+    deadline = time.monotonic() + RACE_BUDGET_S
     for attempt in range(MAX_ATTEMPTS):
+        if attempt and time.monotonic() > deadline:
+            break
         try:
             snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs, timeout=RPC_TIMEOUT_S)}
         except TRANSIENT as exc:
@@ -192,7 +200,7 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
             _backoff(attempt)
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
-    log.warning("change lost every race", operation=operation, user_id=user_id, attempts=MAX_ATTEMPTS)
+    log.warning("change lost every race", operation=operation, user_id=user_id, attempts=attempt + 1)
     raise Unavailable("too many concurrent changes to this user; retry later")
 
 
