@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
 from ..common import log, settings
-from ..common.errors import Unavailable
+from ..common.errors import ConfigurationError, Unavailable
 
 RPC_TIMEOUT_S = 10.0
 
@@ -41,7 +42,14 @@ TRANSIENT = (
 @settings.cached
 def client() -> firestore.Client:
     """The Firestore client of this instance."""
-    return firestore.Client(project=settings.project())
+    try:
+        return firestore.Client(project=settings.project())
+    except auth_exceptions.DefaultCredentialsError:
+        # No emulator named and no credentials found: say what to set, not where google-auth looked.
+        raise ConfigurationError(
+            "no Firestore to use: set FIRESTORE_EMULATOR_HOST (and GOOGLE_CLOUD_PROJECT) for the emulator, "
+            "or GOOGLE_CLOUD_PROJECT with application-default credentials"
+        ) from None
 
 
 def utcnow() -> datetime:

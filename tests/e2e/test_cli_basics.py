@@ -31,3 +31,21 @@ def test_json_is_taken_before_or_after_the_command(db, capsys):
 
     assert after.code == before.code == 0
     assert after.json == before.json and after.json["user_id"] == "u-json"
+
+
+def test_with_no_firestore_configured_a_command_says_what_to_set_not_a_traceback(capsys, monkeypatch, tmp_path):
+    from shared.common import settings
+
+    for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
+    settings.reset()
+    try:
+        run = credits(capsys, "health")
+    finally:
+        monkeypatch.undo()
+        settings.reset()
+
+    assert run.code == 2
+    assert "FIRESTORE_EMULATOR_HOST" in run.err and "GOOGLE_CLOUD_PROJECT" in run.err
+    assert "Traceback" not in run.err
