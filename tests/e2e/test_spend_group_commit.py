@@ -171,3 +171,19 @@ def test_many_spenders_on_one_user_never_overdraw_and_every_made_spend_is_in_the
     assert len(spends_of(db, "max")) == 33
     assert_ledger_invariant(db, "max")
     assert collections.user("max") in known.known_users()._entries
+
+
+def test_queued_spends_after_a_hold_expired_give_it_back_once_before_spending(db, commits):
+    from shared.spending import holds_service
+    from shared.spending.holds import HoldRequest
+
+    seed("ned", permanent=50)
+    holds_service.hold(HoldRequest("ned", 20, "ned-job", "a long job", expires_in=1))
+    time.sleep(1.2)
+    outcomes = queued("ned", [(10, "ned-1"), (10, "ned-2"), (25, "ned-3")])
+    assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    assert user_doc(db, "ned")["credits_permanent"] == 5
+    assert db.document(collections.hold("ned-job")).get().to_dict()["status"] == "expired"
+    assert sorted(r["amount"] for r in records_of(db, "ned") if r["type"] == "refund") == [20]
+    assert user_doc(db, "ned")["open_holds"] == {}
+    assert_ledger_invariant(db, "ned")
