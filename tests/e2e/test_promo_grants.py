@@ -16,7 +16,7 @@ from shared.promotions import service as promo_service
 from shared.promotions import rejected
 from shared.promotions import schemas
 from shared.spending import service as spending
-from shared.store import collections, wire
+from shared.store import collections, outcome, wire
 from shared.common import settings
 from shared.store import client as store_client
 from tests.support.functions import function_app
@@ -199,8 +199,10 @@ def test_a_transient_fault_raises_and_the_redelivery_applies_once(promo, db, mon
     seed("gus", permanent=4)
     before = dump(db)
     data = message_data("outage", ["gus", "hal"], 6)
-    # Firestore out of reach: nothing listens where the store now looks for it.
+    # Firestore out of reach: nothing listens where the store now looks for it. The store keeps
+    # trying to learn a commit's outcome for RESOLVE_BUDGET_S; a shorter budget keeps this test short.
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    monkeypatch.setattr(outcome, "RESOLVE_BUDGET_S", 2.0)
     settings.reset()
     try:
         response = promo(data, "m-out")
@@ -356,6 +358,7 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
     # A Firestore of this test's own, taken down right after the message's first batch commits.
     outage = Emulator("firestore").start()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", outage.host)
+    monkeypatch.setattr(outcome, "RESOLVE_BUDGET_S", 2.0)  # Firestore stays down: no need to wait 30 s
     settings.reset()
     restarted = None
     try:
