@@ -207,26 +207,26 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         try:
             landed = outcome.landed_or_raise(exc, uref.path, expected, change_id, merged, operation)
         except CreditsError as error:
-            # Fenced off (or unknown): none of the group's changes was made; say so to each.
-            for entry in decided:
-                if entry.change is not None and entry.change.writes_anything:
-                    entry.ask.answer(error=error)
-                else:
-                    alone.append(entry.ask)
-            return alone
+            # Fenced off (or unknown): none of the group's changes was made.
+            return _nothing_made(decided, alone, error)
         if not landed:
             return [entry.ask for entry in decided] + alone
     except TRANSIENT as exc:
         cache.drop(uref.path)
-        error = unavailable(exc, operation)
-        for entry in decided:
-            if entry.change is not None and entry.change.writes_anything:
-                entry.ask.answer(error=error)
-            else:
-                alone.append(entry.ask)
-        return alone
+        return _nothing_made(decided, alone, unavailable(exc, operation))
     else:
         commit._remember(uref.path, base, written, results)
     for entry in decided:
         entry.ask.answer(result=entry.change.result if entry.change else None, error=entry.error)
+    return alone
+
+
+def _nothing_made(decided: list[_Decided], alone: list[_Ask], error: CreditsError) -> list[_Ask]:
+    """The group's commit did not land: each change in it hears `error`; what it decided without
+    writing (a refusal, a replay) rested on that commit, so it is decided again alone."""
+    for entry in decided:
+        if entry.change is not None and entry.change.writes_anything:
+            entry.ask.answer(error=error)
+        else:
+            alone.append(entry.ask)
     return alone
