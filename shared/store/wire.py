@@ -114,7 +114,6 @@ class Results:
 
     def __init__(self, response_pb) -> None:
         self._results = response_pb.write_results
-        self.commit_time = DatetimeWithNanoseconds.from_timestamp_pb(response_pb.commit_time)
 
     def __len__(self) -> int:
         return len(self._results)
