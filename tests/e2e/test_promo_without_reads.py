@@ -6,7 +6,6 @@ user with a document (legacy, owing, any other) fails its batch, which is then r
 
 from __future__ import annotations
 
-from collections import Counter
 
 import pytest
 
@@ -15,25 +14,15 @@ from shared.ledger import codec
 from shared.promotions import schemas
 from shared.promotions import service as promo_service
 from shared.store import collections
+from tests.support.round_trips import counted
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 
 
 @pytest.fixture
 def round_trips(db):
-    counts: Counter = Counter()
-    api = db._firestore_api
-    originals = {}
-    for name in ("batch_get_documents", "commit", "get_document"):
-        originals[name] = original = getattr(api, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            counts[_name] += 1
-            return _original(*args, **kwargs)
-
-        setattr(api, name, counted)
-    yield counts
-    for name, original in originals.items():
-        setattr(api, name, original)
+    """Counts the Firestore RPCs the store's client makes, by name."""
+    with counted(db) as counts:
+        yield counts
 
 
 @pytest.fixture

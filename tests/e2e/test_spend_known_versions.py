@@ -17,6 +17,7 @@ from google.api_core import exceptions as gexc
 from shared.common.errors import IdempotencyConflict, InsufficientCredits, Unavailable
 from shared.spending import service as spending
 from shared.store import collections, commit, known, wire
+from tests.support.round_trips import counted
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 
 
@@ -41,20 +42,8 @@ def instances(db, monkeypatch):
 @pytest.fixture
 def round_trips(db):
     """Counts the Firestore RPCs the store's client makes, by name."""
-    counts: Counter = Counter()
-    api = db._firestore_api
-    originals = {}
-    for name in ("batch_get_documents", "commit", "begin_transaction", "get_document", "run_query"):
-        originals[name] = original = getattr(api, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            counts[_name] += 1
-            return _original(*args, **kwargs)
-
-        setattr(api, name, counted)
-    yield counts
-    for name, original in originals.items():
-        setattr(api, name, original)
+    with counted(db) as counts:
+        yield counts
 
 
 def test_a_spend_for_a_user_this_instance_served_last_costs_one_commit_and_no_read(instances, db, round_trips):
