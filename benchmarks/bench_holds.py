@@ -17,8 +17,8 @@ import uuid
 from datetime import timedelta
 
 import common  # noqa: E402  (benchmarks/ is the script's folder)
-from common import fresh_firestore, out  # noqa: E402
 from bench_spend import RoundTrips  # noqa: E402
+from common import fresh_firestore, out  # noqa: E402
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "200"))
 ROUND = 20
@@ -34,12 +34,11 @@ def run() -> int:
     from google.cloud import firestore
 
     from shared.common import ids
-    from shared.ledger import accounts, codec, holds, records
+    from shared.ledger import accounts, codec, collections, holds, records
     from shared.spending import holds_service
     from shared.spending import rules as spending_rules
     from shared.spending import service as spending
     from shared.spending.holds import HoldRequest, SettleRequest
-    from shared.store import collections
     from shared.store import client as store_client
 
     db = store_client.client()

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from common import ROOT, fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+
 from tests.support.emulators import free_port  # noqa: E402
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "400"))
@@ -60,9 +61,9 @@ def main() -> int:
 
 
 def run() -> int:
-    from shared.ledger import accounts, records
+    from shared.ledger import accounts, change, records
     from shared.ledger.models import CreditPool, TransactionType
-    from shared.store import change, commit
+    from shared.store import commit
 
     def seed(user_id: str) -> None:
         entry = accounts.grant(TransactionType.PROMO_GRANT, 10**9, "bench", CreditPool.PERMANENT)

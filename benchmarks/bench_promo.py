@@ -23,6 +23,7 @@ import sys
 import time
 
 from common import fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+
 from tests.support.emulators import Emulator  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
@@ -41,12 +42,12 @@ def run(emulator: Emulator) -> int:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     from shared.common.ids import grant_record_id
-    from shared.promotions import service as promo_service
+    from shared.ledger import collections
     from shared.promotions import schemas
-    from shared.store.batch import MAX_BATCH_WRITES
-    from shared.store import collections
+    from shared.promotions import service as promo_service
     from shared.store import client as store_client
     from shared.store import wire
+    from shared.store.batch import MAX_BATCH_WRITES
 
     db = store_client.client()
     users_col, records_col = db.collection(collections.USERS), db.collection(collections.TRANSACTIONS)

@@ -41,7 +41,9 @@ def run() -> int:
     out(f"seeded {USERS} users (2 records each) in {time.perf_counter() - started:.1f} s")
 
     from google.cloud.firestore_v1.base_query import FieldFilter
-    from shared.store import client as store_client, collections
+
+    from shared.ledger import collections
+    from shared.store import client as store_client
 
     db = store_client.client()
 

@@ -61,14 +61,11 @@ def main() -> int:
 def run() -> int:
     from google.cloud import firestore
 
-    from shared.spending import service as spending
-    from shared.ledger import accounts
-    from shared.ledger import codec
+    from shared.ledger import accounts, codec, collections, records
     from shared.spending import rules as spending_rules
-    from shared.ledger import records
-    from shared.store import collections
-    from shared.store import commit, group
+    from shared.spending import service as spending
     from shared.store import client as store_client
+    from shared.store import commit, group
 
     db = store_client.client()
     trips = RoundTrips(db)

@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from common import ROOT, fresh_firestore, out  # noqa: E402  (benchmarks/ is the script's folder)
+
 from tests.support.emulators import free_port  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "12"))
@@ -47,10 +48,10 @@ def main() -> int:
 def latency() -> None:
     from functions_framework import create_app
 
-    from shared.store import collections
+    from shared.ledger import collections
     from shared.store import client as store_client
-    from tools.local import stripe_events as sf
     from tests.support.stripe_story import Customer
+    from tools.local import stripe_events as sf
 
     client = create_app("stripe_webhook", source=str(ROOT / "functions" / "stripe_webhook" / "main.py")).test_client()
     db = store_client.client()
@@ -134,8 +135,8 @@ def _first_200(name: str, request_for, env: dict[str, str]) -> float:
 
 
 def cold_starts() -> None:
-    from tools.local import stripe_events as sf
     from tests.support.stripe_story import Customer
+    from tools.local import stripe_events as sf
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 

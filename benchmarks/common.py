@@ -36,9 +36,9 @@ def fresh_firestore() -> Iterator[Emulator]:
 
 def seed(user_id: str, credits: int) -> None:
     """Give a user `credits` permanent credits through the store, with their record."""
-    from shared.ledger import accounts, records
+    from shared.ledger import accounts, change, records
     from shared.ledger.models import CreditPool, TransactionType
-    from shared.store import change, commit
+    from shared.store import commit
 
     entry = accounts.grant(TransactionType.PROMO_GRANT, credits, "bench", CreditPool.PERMANENT)
     commit.change_user(

@@ -118,3 +118,25 @@ resource "google_firestore_field" "transaction_created_at_ascending_only" {
     }
   }
 }
+
+# Commit witnesses (credits_commits/{change_id}): each commit creates one, so a commit whose reply
+# was lost can be judged by a document no other commit could have written. They are only needed
+# while that is resolved (seconds), so Firestore's TTL policy deletes them once `expire_at` (a week
+# after the commit) has passed. Nothing queries them: no index at all, which also keeps their
+# monotonically increasing times from limiting the write rate.
+resource "google_firestore_field" "commit_witness_ttl" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_commits"
+  field      = "expire_at"
+
+  ttl_config {}
+  index_config {}
+}
+
+resource "google_firestore_field" "commit_witness_created_at_unindexed" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_commits"
+  field      = "created_at"
+
+  index_config {}
+}

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from ..store import collections, documents
+from ..ledger import collections
+from ..store import documents
 from ..store.client import utcnow
 
 

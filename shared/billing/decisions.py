@@ -23,9 +23,16 @@ from typing import Any, Callable, Mapping, Optional
 
 from ..ledger import accounts, codec, records
 from ..ledger.accounts import Account
-from ..store.change import Change, Snapshot
+from ..ledger.change import Change, Snapshot
 from .customers import link_document
-from .subscriptions import APPLIED, DUPLICATE, IGNORED, Decision, SubscriptionState, state_of
+from .subscriptions import (
+    APPLIED,
+    DUPLICATE,
+    IGNORED,
+    Decision,
+    SubscriptionState,
+    state_of,
+)
 
 SUBSCRIPTIONS_FIELD = "stripe_subscriptions"
 
@@ -60,7 +67,7 @@ class EventChange:
     customer_id: Optional[str] = None
     link_path: Optional[str] = None
     subscription_id: Optional[str] = None
-    # Other documents the rule reads and may write (a payment's), guarded by their version.
+    # Other documents the rule reads and may write (a payment's); the kernel writes them over the version read.
     documents: tuple[str, ...] = ()
 
     @property
@@ -125,7 +132,6 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         records=records.records(spec.user_id, migration + entries, spec.source, snap.now),
         create={path: marker for path in spec.markers},
         overwrite={**overwrite, **(decision.documents or {})},
-        guarded=frozenset(decision.documents or ()),
         # The kept unapplied copy goes in the same commit that finally applies the event.
         delete=[spec.unapplied_path] if was_unapplied else [],
         user_fields=user_fields,

@@ -25,10 +25,19 @@ from pydantic import TypeAdapter, ValidationError
 from ..common import log
 from ..common.errors import CannotApply, Unavailable
 from ..common.validation import UserId, text_problem
-from ..ledger import accounts
-from ..store import collections, documents
+from ..ledger import accounts, collections
+from ..store import documents
 from ..store.client import utcnow
-from . import addons, catalog, customers, events, payments, stripe_api, subscriptions, unapplied
+from . import (
+    addons,
+    catalog,
+    customers,
+    events,
+    payments,
+    stripe_api,
+    subscriptions,
+    unapplied,
+)
 from .decisions import EventChange, Facts
 from .events import Event
 from .payments import Payment

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..common.validation import storable
-from ..store import collections, documents, scans
+from ..ledger import collections
+from ..store import documents, scans
 from ..store.client import utcnow
 
 UNAPPLIED = "unapplied"

@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Optional, Sequence
 
 from ..common import ids
-from ..store import collections
-from ..store.change import Change, Snapshot
-from . import accounts, codec, records
+from . import accounts, codec, collections, records
 from .accounts import MONTHLY, PERMANENT, Account, Entry
+from .change import Change, Snapshot
 from .models import BaseCreditTransaction, CreditPool, TransactionType
 
 OPEN_HOLDS = "open_holds"
@@ -123,6 +122,11 @@ def drawn_entries(stored: Sequence[Mapping[str, Any]]) -> list[tuple[CreditPool,
     return [(CreditPool(item["pool"]), int(item["amount"])) for item in stored]
 
 
+def drawn_data(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """What a spend's entries drew, pool by pool in draw order, as stored data (`drawn_entries` reads it)."""
+    return [{"pool": entry.pool.value, "amount": -entry.amount} for entry in entries]
+
+
 def hold_document(
     entry: Mapping[str, Any], user_id: str, status: str, captured: int, now: Optional[datetime],
     settlement: Optional[Mapping[str, Any]] = None, fingerprint: Optional[str] = None,
@@ -158,10 +162,9 @@ class Released:
         """`change` with the releases in its commit, if it commits a change to the account."""
         if not self.hold_ids or change.account is None:
             return change
-        change.records = self.records + list(change.records)
-        change.overwrite = {**self.overwrite, **change.overwrite}
-        change.user_fields = {OPEN_HOLDS: self.open_holds, **change.user_fields}
-        return change
+        released = Change(result=None, account=self.account, records=self.records, overwrite=self.overwrite,
+                          user_fields={OPEN_HOLDS: self.open_holds})
+        return released.merge(change)
 
 
 def release_expired(user_id: str, account: Account, user_data: Optional[Mapping[str, Any]], now: datetime) -> Released:

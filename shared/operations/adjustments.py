@@ -19,12 +19,11 @@ from typing import Any, Optional
 
 from ..common import ids, log
 from ..common.errors import InvalidRequest
-from ..ledger import accounts, codec, records
+from ..ledger import accounts, codec, collections, records
 from ..ledger.accounts import Entry
+from ..ledger.change import Change, Snapshot
 from ..ledger.idempotency import KeyedCommand
 from ..ledger.models import CreditPool, TransactionType
-from ..store import collections
-from ..store.change import Change, Snapshot
 from ..store.commit import change_user
 
 MAX_ADJUSTMENT = 1_000_000_000

@@ -18,11 +18,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from ..common import ids, log
-from ..ledger import records
+from ..ledger import collections, records
 from ..ledger.accounts import Entry, totals_change
+from ..ledger.change import Change, Snapshot
 from ..ledger.models import TransactionType
-from ..store import collections
-from ..store.change import Change, Snapshot
 from ..store.commit import change_user
 from .reconcile_rules import Correction
 
@@ -85,7 +84,7 @@ def decide_correction(snap: Snapshot, fixes: tuple[Correction, ...], operator: s
         }
         for (fix, _), record in zip(entries, written)
     }
-    return Change(result=outcomes, account=account, records=written, create=audits, create_records=True)
+    return Change(result=outcomes, account=account, records=written, create=audits)
 
 
 def correct(fixes: Iterable[Correction], operator: str) -> list[CorrectionOutcome]:

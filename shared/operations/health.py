@@ -11,12 +11,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
+from ..ledger import collections
 from ..ledger.codec import CREDITS_OWED
 from ..ledger.holds import HELD
-from ..store import collections, scans
+from ..store import scans
 from ..store.client import utcnow
 from . import reconciliation
-from .health_rules import OWING_USERS, REJECTED_PROMOS, STALE_HOLDS, UNAPPLIED_EVENTS, Health
+from .health_rules import (
+    OWING_USERS,
+    REJECTED_PROMOS,
+    STALE_HOLDS,
+    UNAPPLIED_EVENTS,
+    Health,
+)
 
 DEFAULT_HOLD_GRACE = timedelta(minutes=5)
 

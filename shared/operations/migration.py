@@ -16,10 +16,10 @@ from typing import Any, Callable, Optional
 
 from ..common import ids, log
 from ..ledger import records
+from ..ledger.change import Change, Snapshot
 from ..ledger.codec import is_legacy_document
 from ..store import scans
 from ..store.batch import UserChange, change_users
-from ..store.change import Change, Snapshot
 from ..store.client import utcnow
 from .migration_rules import MigrationAction, MigrationDecision, decide_migration
 
@@ -66,7 +66,6 @@ def migration_change(snap: Snapshot, user_id: str, prior: list[int], run_id: str
         account=decision.account,
         records=written,
         user_fields=dict(decision.user_fields or {}),
-        create_records=True,
     )
 
 

@@ -25,10 +25,18 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..common import log
 from ..common.errors import Unavailable
+from ..ledger import collections
 from ..ledger.codec import is_legacy_document, read_owed
-from ..store import collections, documents, scans
+from ..store import documents, scans
 from ..store.client import utcnow
-from .reconcile_rules import Drift, LedgerSums, PageCounts, after_page, compare, owed_drift
+from .reconcile_rules import (
+    Drift,
+    LedgerSums,
+    PageCounts,
+    after_page,
+    compare,
+    owed_drift,
+)
 
 
 @dataclass

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ..common import ids
-from ..store import collections, documents
+from ..ledger import collections
+from ..store import documents
 
 
 def granted_amounts(grant_id: str, user_ids: list[str]) -> dict[str, Optional[int]]:

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Optional
 from ..common import ids, log
 from ..common.errors import InvalidPayload
 from ..common.validation import storable
-from ..store import collections, documents, scans
+from ..ledger import collections
+from ..store import documents, scans
 from ..store.client import utcnow
 from .schemas import parse_message
 from .service import grant

@@ -23,11 +23,10 @@ from typing import Any, Optional
 
 from ..common import ids, log
 from ..common.ids import new_transaction_id
-from ..ledger import accounts, records
+from ..ledger import accounts, collections, records
+from ..ledger.change import Change, Snapshot
 from ..ledger.models import CreditPool, TransactionType
-from ..store import collections
 from ..store.batch import UserChange, change_users
-from ..store.change import Change, Snapshot
 from .schemas import PromoMessage
 
 DEFAULT_DESCRIPTION = "Promotional credits"
@@ -68,7 +67,7 @@ def decide_grant(snap: Snapshot, message: PromoMessage, user_id: str) -> Change[
         + [new_transaction_id() for _ in entries[1:]]
     )
     written = records.records(user_id, migration + entries, message.grant_id, snap.now, ids=record_ids)
-    return Change(result=GRANTED, account=after, records=written, create_records=True)
+    return Change(result=GRANTED, account=after, records=written)
 
 
 def _user_change(message: PromoMessage, user_id: str) -> UserChange[str]:

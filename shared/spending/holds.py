@@ -22,12 +22,11 @@ from typing import Any, Mapping, Optional
 
 from ..common import ids
 from ..common.errors import CaptureExceedsHold, HoldNotFound, HoldNotOpen, TooManyHolds
-from ..ledger import accounts, codec, holds, records
+from ..ledger import accounts, codec, collections, holds, records
+from ..ledger.change import Change, Snapshot
 from ..ledger.holds import CAPTURED, EXPIRED, HELD, RELEASED
 from ..ledger.idempotency import KeyedCommand
 from ..ledger.models import iso_z
-from ..store import collections
-from ..store.change import Change, Snapshot
 from .rules import SpendOrder, plan_spend
 
 DEFAULT_DESCRIPTION = "Credits held"
@@ -111,7 +110,7 @@ def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Chan
         "description": request.description,
         "created_at": snap.now,
         "expires_at": expires_at,
-        "drawn": [{"pool": entry.pool.value, "amount": -entry.amount} for entry in entries],
+        "drawn": holds.drawn_data(entries),
     }
     open_holds[holds.open_hold_key(request.hold_id)] = hold
     body = {
@@ -128,7 +127,8 @@ def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Chan
         account=after,
         records=written,
         create={
-            command.marker_path: command.marker(body, snap.now, user_id=request.user_id, kind=HOLD_KIND),
+            command.marker_path: command.marker(body, snap.now, user_id=request.user_id, kind=HOLD_KIND,
+                                                drawn=hold["drawn"]),
             collections.hold(request.hold_id): holds.hold_document(hold, request.user_id, HELD, 0, None),
         },
         user_fields={holds.OPEN_HOLDS: open_holds},

@@ -18,11 +18,20 @@ from typing import Any
 
 from ..common import log
 from ..common.errors import HoldNotFound
-from ..store import collections, documents, scans
+from ..ledger import collections
+from ..store import documents, scans
 from ..store.client import utcnow
 from ..store.commit import change_user
-from .holds import HoldRequest, HoldResult, SettleRequest, decide_hold, decide_settle, decide_sweep, hold_view
-from .holds import open_holds_view
+from .holds import (
+    HoldRequest,
+    HoldResult,
+    SettleRequest,
+    decide_hold,
+    decide_settle,
+    decide_sweep,
+    hold_view,
+    open_holds_view,
+)
 from .refunds import RefundRequest, RefundResult, decide_refund
 from .rules import SpendRequest, SpendResult, preview_spend
 from .service import spend_order

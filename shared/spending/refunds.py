@@ -2,12 +2,14 @@
 
 Rules enforced here:
 - a spend is found by its idempotency key (its marker), and only for the user who made it; a
-  spend without a key, a refund's own key, or another user's spend is `SpendNotFound`;
+  spend without a key, a refund's own key, or another user's spend is `SpendNotFound`; what it
+  drew is data on the marker (`drawn`), never parsed from the response it answered;
 - credits go back the pool drawn last first, and the monthly part of a spend made before the
   last monthly reset expires at once (`ledger.holds.give_back`);
 - over all refunds of one spend at most the spend's amount goes back: the give-back totals live
-  in a document written in each refund's commit, guarded by the user document's precondition,
-  so concurrent refunds of one spend are serial and never exceed it;
+  in a document read by each refund's decision and written in its commit, which the kernel
+  conditions on the version read, so concurrent refunds of one spend are serial and never
+  exceed it, even when a read is torn across another refund's commit;
 - an open hold has nothing refundable until it is captured; a captured hold refunds what it kept;
 - a refund with an idempotency key is applied once and replayed after (keys are global).
 """
@@ -19,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..common.errors import RefundExceedsSpend, SpendNotFound
-from ..ledger import accounts, codec, holds, records
+from ..ledger import accounts, codec, collections, holds, records
+from ..ledger.change import Change, Snapshot
 from ..ledger.idempotency import KeyedCommand
-from ..store import collections
-from ..store.change import Change, Snapshot
+from ..ledger.models import CreditPool
 
 DEFAULT_DESCRIPTION = "Refund"
 REFUND_KIND = "refund"
@@ -70,8 +72,7 @@ def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult
     marker = snap.documents.get(collections.spend_key(request.spend_key))
     if not marker or marker.get("user_id") != request.user_id or marker.get("kind") == REFUND_KIND:
         raise SpendNotFound(f"no spend with this key for user {request.user_id}", spend_key=request.spend_key)
-    response = codec_response(marker)
-    drawn = holds.drawn_of(response.get("transactions") or [])
+    drawn = drawn_of_marker(marker)
     if not drawn:
         raise SpendNotFound(f"no spend with this key for user {request.user_id}", spend_key=request.spend_key)
     given = holds.given_back_of(snap.documents.get(collections.spend_refunds(request.spend_key)))
@@ -121,9 +122,19 @@ def hold_uncaptured(hold: dict[str, Any]) -> int:
     return int(hold.get("amount", 0)) - int(hold.get("captured", 0))
 
 
-def codec_response(marker: dict[str, Any]) -> dict[str, Any]:
-    """The response a spend's marker stored (its records say what each pool gave)."""
+def drawn_of_marker(marker: dict[str, Any]) -> list[tuple[CreditPool, int]]:
+    """What the spend drew, pool by pool in draw order: the `drawn` data on its marker.
+
+    A marker written before spends stored `drawn` has only the response it answered; its
+    `spent` records are read from there, the one place such a spend's draw is kept.
+    """
+    if isinstance(marker.get("drawn"), list):
+        try:
+            return holds.drawn_entries(marker["drawn"])
+        except (KeyError, TypeError, ValueError):
+            return []
     try:
-        return json.loads(marker.get("response") or "{}")
+        response = json.loads(marker.get("response") or "{}")
     except ValueError:
-        return {}
+        return []
+    return holds.drawn_of(response.get("transactions") or [])

@@ -18,12 +18,11 @@ from enum import Enum
 from typing import Any, Optional
 
 from ..common.errors import InsufficientCredits, InvalidRequest
-from ..ledger import accounts, codec, records
+from ..ledger import accounts, codec, collections, holds, records
 from ..ledger.accounts import MONTHLY, PERMANENT, Account, Entry
+from ..ledger.change import Change, Snapshot
 from ..ledger.idempotency import KeyedCommand
 from ..ledger.models import CreditPool, TransactionType
-from ..store import collections
-from ..store.change import Change, Snapshot
 
 DEFAULT_DESCRIPTION = "Credits spent"
 
@@ -107,7 +106,9 @@ def decide_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Ch
     }
     create = {}
     if command is not None:
-        create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id)
+        # What the spend drew is data on its marker, so a refund reads it without parsing the response.
+        create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id,
+                                                     drawn=holds.drawn_data(entries))
     return Change(result=SpendResult(body, replayed=False), account=after, records=written, create=create)
 
 

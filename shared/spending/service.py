@@ -18,12 +18,18 @@ from typing import Any, Optional
 
 from ..common import log, settings
 from ..common.errors import ConfigurationError
-from ..ledger import codec, holds
-from ..store import collections, documents, scans
+from ..ledger import codec, collections, holds
+from ..store import documents, scans
 from ..store.client import utcnow
 from ..store.group import change_user_grouped
 from . import page_tokens
-from .rules import DEFAULT_DESCRIPTION, SpendOrder, SpendRequest, SpendResult, decide_spend
+from .rules import (
+    DEFAULT_DESCRIPTION,
+    SpendOrder,
+    SpendRequest,
+    SpendResult,
+    decide_spend,
+)
 
 
 @settings.cached

@@ -26,11 +26,13 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ..common import log
 from ..common.errors import CreditsError
-from . import collections, outcome, wire
-from .change import Change, Snapshot
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable, utcnow
-from .commit import change_user, decide_settled, snapshot_of, stage
+from ..ledger import collections
+from ..ledger.change import Change, Snapshot
+from . import outcome, wire
+from .client import RPC_TIMEOUT_S, client, faults, utcnow
+from .commit import change_user, creates_every_read, decide_settled, snapshot_of
 from .known import Version
+from .pipeline import Sent, new_batch, send, stage
 
 R = TypeVar("R")
 
@@ -59,19 +61,48 @@ class _Staged(Generic[R]):
 
 @dataclass
 class _Commit(Generic[R]):
-    """One batch on its way: its users, the `change_id` they all carry, the pending commit."""
+    """One batch on its way: its users, the `change_id` they all carry, the pending `send`."""
 
     group: list[_Staged[R]]
     change_id: str
     future: Any
 
 
+class _Open:
+    """The batch being filled: its witness first, then whole users."""
+
+    def __init__(self, db, now) -> None:
+        self.change_id = outcome.new_change_id()
+        self.db, self.now = db, now
+        self.batch: Optional[wire.Batch] = None
+        self.group: list[_Staged] = []
+        self.size = 1  # the witness
+
+    def add(self, index: int, item: UserChange, user_snap, user_data, change: Change, now) -> None:
+        if self.batch is None:
+            self.batch = new_batch(self.db, self.change_id, item.user_id, self.now)
+        stage(self.batch, user_snap, user_data, change, now, self.change_id, {path: None for path in item.reads})
+        self.group.append(_Staged(index, change, user_snap))
+        self.size += change.writes
+
+    def send(self, pool, operation: str) -> _Commit:
+        """Commit the batch in `pool`; its first user is where a lost reply is resolved."""
+        first = self.group[0].user_snap
+        expected = first.update_time if first.exists else None
+        future = pool.submit(_send, self.batch, first.reference.path, expected, self.change_id, operation)
+        return _Commit(self.group, self.change_id, future)
+
+
+def _send(batch, user_path, expected, change_id, operation):
+    try:
+        return send(batch, user_path, expected, change_id, operation)[0]
+    except CreditsError as exc:
+        return exc
+
+
 def _creates_what_it_reads(item: UserChange, change: Change) -> bool:
-    """Whether the change creates every document it was told is absent, so the commit checks it."""
-    created = set(change.create)
-    if change.create_records:
-        created.update(collections.transaction(record.transaction_id) for record in change.records)
-    return set(item.reads) <= created
+    """Whether the change creates every document it was told is absent (see `creates_every_read`)."""
+    return creates_every_read(item.reads, change)
 
 
 def change_users(
@@ -116,12 +147,10 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
                 return True
             if isinstance(landed, CreditsError):
                 raise landed
-            if isinstance(landed, Exception):
-                raise unavailable(landed, operation) from landed
             rest.extend(entry.index for entry in commit.group)
             return False
 
-        batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
+        batch = _Open(db, now)
         refused = False
         for index, item in enumerate(items):
             if refused:
@@ -130,30 +159,27 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
             snapshot, change = decide_settled(
                 item.decide, snapshot_of(item.user_id, None, {path: None for path in item.reads}, now))
             writes = change.writes
-            if change.account is None or not _creates_what_it_reads(item, change) or writes > max_writes:
+            if change.account is None or not _creates_what_it_reads(item, change) or writes + 1 > max_writes:
                 rest.append(index)
                 continue
-            if group and size + writes > max_writes:
+            if batch.group and batch.size + writes > max_writes:
                 if not settle(pending):
                     refused = True
                     pending = None
-                    rest.extend(entry.index for entry in group)
+                    rest.extend(entry.index for entry in batch.group)
                     rest.append(index)
-                    group = []
+                    batch = _Open(db, now)
                     continue
-                pending = _Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S))
-                batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
+                pending = batch.send(pool, operation)
+                batch = _Open(db, now)
             version = Version(db.document(collections.user(item.user_id)), None)
-            stage(batch, version, None, change, snapshot.now, change_id)
-            group.append(_Staged(index, change, version))
-            size += writes
+            batch.add(index, item, version, None, change, snapshot.now)
         if not refused:
             if not settle(pending):
                 refused = True
-                rest.extend(entry.index for entry in group)
-            elif group:
-                refused = not settle(_Commit(group, change_id,
-                                             pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+                rest.extend(entry.index for entry in batch.group)
+            elif batch.group:
+                refused = not settle(batch.send(pool, operation))
     if refused and on_existing is not None:
         on_existing()
     if rest:
@@ -174,7 +200,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
     # CPU-bound deciding and staging of the current slice. Batches hold different users, so
     # their commits are independent.
     with ThreadPoolExecutor(max_workers=PIPELINE_THREADS) as pool:
-        batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
+        batch = _Open(db, utcnow())
         reading = pool.submit(_read_users, db, slices[0], operation) if slices else None
         for number, part in enumerate(slices):
             snaps = reading.result()
@@ -192,63 +218,44 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
                 if not change.writes_anything:
                     results[index] = change.result
                     continue
-                if not _creates_what_it_reads(item, change) or writes > max_writes:
-                    # An absent document it would not create cannot be checked by the commit.
+                if not _creates_what_it_reads(item, change) or writes + 1 > max_writes:
+                    # An absent document it would not create is read and decided alone.
                     one_by_one.append(index)
                     continue
-                if group and size + writes > max_writes:
-                    commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
-                    batch, group, size, change_id = wire.Batch(db), [], 0, outcome.new_change_id()
-                stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id)
-                group.append(_Staged(index, change, user_snap))
-                size += writes
-        if group:
-            commits.append(_Commit(group, change_id, pool.submit(batch.commit, retry=None, timeout=RPC_TIMEOUT_S)))
+                if batch.group and batch.size + writes > max_writes:
+                    commits.append(batch.send(pool, operation))
+                    batch = _Open(db, now)
+                batch.add(index, item, user_snap, snapshot.user_data, change, snapshot.now)
+        if batch.group:
+            commits.append(batch.send(pool, operation))
 
-    transient: Optional[Exception] = None
+    failed: Optional[CreditsError] = None
     for commit in commits:
         landed = _landed(commit, operation)
-        if isinstance(landed, Exception):
-            transient = landed
+        if isinstance(landed, CreditsError):
+            failed = landed
         elif landed:
             results.update((entry.index, entry.change.result) for entry in commit.group)
         else:
             log.info("batch fell back to per-user commits", operation=operation, users=len(commit.group))
             one_by_one.extend(entry.index for entry in commit.group)
-    if isinstance(transient, CreditsError):
-        raise transient
-    if transient is not None:
-        raise unavailable(transient, operation) from transient
+    if failed is not None:
+        raise failed
     if one_by_one:
         results.update(_one_by_one(items, sorted(one_by_one), operation))
     return [results[index] for index in range(len(items))]
 
 
 def _landed(commit: _Commit, operation: str):
-    """True if the batch committed, False if it must be redone user by user, or the fault to raise.
+    """True if the batch committed, False if it must be redone user by user, or the error to raise.
 
     A batch is atomic, so its first user tells for all: a lost reply is resolved on that user
-    (`outcome.resolve`), and a fence there keeps the whole stalled batch from landing later.
+    (`pipeline.send`), and a fence there keeps the whole stalled batch from landing later.
     """
-    try:
-        commit.future.result()
-        return True
-    except RACE_LOST:
-        return False
-    except outcome.AMBIGUOUS as exc:
-        first = commit.group[0]
-        expected = first.user_snap.update_time if first.user_snap.exists else None
-        resolved = outcome.resolve(first.user_snap.reference.path, expected, commit.change_id,
-                                   outcome.witness(first.change), operation)
-        if resolved is outcome.Outcome.LANDED:
-            return True
-        if resolved is outcome.Outcome.MOVED:
-            return False
-        if resolved is outcome.Outcome.UNKNOWN:
-            return outcome.OutcomeUnknown("Firestore did not answer, so whether a batch of grants was made is not known")
-        return exc
-    except TRANSIENT as exc:
-        return exc
+    sent = commit.future.result()
+    if isinstance(sent, CreditsError):
+        return sent
+    return sent is Sent.LANDED
 
 
 def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[int, Any]:

@@ -5,10 +5,10 @@ Rules enforced here:
   and the idempotency marker of its source, so a change is either whole or absent;
 - all reads happen before any write: one batched read (user document plus the other documents
   the decision asks for), a pure decision, then one commit;
-- the commit is conditioned on the user document's update time (or on its absence), and
-  markers are create-only, so a concurrent change makes the commit fail instead of
-  overwriting; the change is then re-read and re-decided, with a short jittered backoff, for
-  at most `RACE_BUDGET_S`;
+- the commit is conditioned on everything the decision read (`pipeline.stage`: the user
+  document and every other document, on its version or its absence), so a concurrent change
+  makes the commit fail instead of overwriting; the change is then re-read and re-decided,
+  with a short jittered backoff, for at most `RACE_BUDGET_S`;
 - within one process, changes to the same user take turns (a striped lock), so threads of
   one instance do not burn round trips racing each other; across instances the precondition
   alone keeps changes serial;
@@ -17,7 +17,7 @@ Rules enforced here:
   only once it is fenced off for good;
 - a change may be decided from this instance's last version of the user document (`known`)
   instead of a read (`cached=True`): only when every other document the decision reads is one
-  its change creates (so the create-only write is the check of its absence) and the change
+  its change creates (assumed absent, which the create-only write checks) and the change
   overwrites and deletes nothing else; the commit is conditioned on that version's update time,
   so a stale version makes it fail, and the change is then read and decided as usual; a cached
   decision that refuses or writes nothing is never answered: the read path decides it again.
@@ -31,16 +31,13 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from google.cloud import firestore
-
 from ..common import log
 from ..common.errors import Unavailable
-from ..ledger import codec, holds
-from google.api_core import exceptions as gexc
-
-from . import collections, known, outcome, wire
-from .change import Change, Snapshot
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
+from ..ledger import codec, collections, holds
+from ..ledger.change import Change, Snapshot
+from . import known, outcome, wire
+from .client import RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
+from .pipeline import Sent, new_batch, send, stage
 
 R = TypeVar("R")
 
@@ -106,11 +103,10 @@ def change_user(
 _MISS = (False, None)
 
 
-def _creates_every_read(paths: list[str], change: Change) -> bool:
-    created = set(change.create)
-    if change.create_records:
-        created.update(collections.transaction(record.transaction_id) for record in change.records)
-    return set(paths) <= created
+def creates_every_read(paths: Iterable[str], change: Change) -> bool:
+    """Whether the change creates every document it read, so each was assumed absent and the
+    create-only write checks it (what a decision without a read may rely on)."""
+    return set(paths) <= change.created_paths(collections.transaction)
 
 
 def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str],
@@ -128,36 +124,36 @@ def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], pa
     except Exception:  # noqa: BLE001 - a refusal from a version that may be stale is not answered
         return _MISS
     if (change.account is None or change.overwrite or change.delete
-            or not _creates_every_read(paths, change)):
+            or not creates_every_read(paths, change)):
         return _MISS
-    batch = wire.Batch(db)
     change_id = outcome.new_change_id()
+    batch = new_batch(db, change_id, user_id, snapshot.now)
     version = known.Version(uref, seen.update_time)
-    written = stage(batch, version, snapshot.user_data, change, snapshot.now, change_id)
+    written = stage(batch, version, snapshot.user_data, change, snapshot.now, change_id,
+                    {path: None for path in paths})
     try:
-        results = batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
-    except RACE_LOST + (gexc.NotFound,):
+        sent, results = send(batch, uref.path, seen.update_time, change_id, operation)
+    except BaseException:
+        cache.drop(uref.path)
+        raise
+    if sent is Sent.REFUSED:
         # The document moved on (or a created document exists): read and decide as usual.
         cache.drop(uref.path, seen.update_time)
         cache.refused(uref.path)
         return _MISS
-    except outcome.AMBIGUOUS as exc:
+    if sent is Sent.MOVED:
         cache.drop(uref.path)
-        if outcome.landed_or_raise(exc, uref.path, seen.update_time, change_id, change, operation):
-            return True, change.result
         return _MISS
-    except TRANSIENT as exc:
-        cache.drop(uref.path)
-        raise unavailable(exc, operation) from exc
     _remember(uref.path, seen.data, written, results)
     return True, change.result
 
 
 def _remember(path: str, stored: Optional[dict[str, Any]], written: Optional[dict[str, Any]], results) -> None:
-    """Keep the version a commit wrote (its first write is the user document's)."""
+    """Keep the version a commit wrote (its second write, after the witness, is the user document's)."""
     if written is None or not results:
+        known.known_users().drop(path)
         return
-    known.known_users().put(path, known.after_update(stored, written), results[0].update_time)
+    known.known_users().put(path, known.after_update(stored, written), results[1].update_time)
 
 
 def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str], operation: str) -> R:
@@ -182,69 +178,14 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         if change.account is None:
             # Without the user document's precondition a lost reply could never be fenced off.
             raise ValueError("a change that commits must write the user document")
-        batch = wire.Batch(db)
         change_id = outcome.new_change_id()
-        versions = {p: (snaps[p].update_time if snaps[p].exists else None) for p in paths}
+        batch = new_batch(db, change_id, user_id, snapshot.now)
+        versions = {p: snaps[p].update_time for p in paths}
         written = stage(batch, user_snap, snapshot.user_data, change, snapshot.now, change_id, versions)
-        try:
-            results = batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+        sent, results = send(batch, uref.path, user_snap.update_time, change_id, operation)
+        if sent is Sent.LANDED:
             _remember(uref.path, stored, written, results)
             return change.result
-        except RACE_LOST:
-            _backoff(attempt)
-        except outcome.AMBIGUOUS as exc:
-            # The commit may have landed, or may land later: learn which before answering.
-            expected = user_snap.update_time if user_snap.exists else None
-            if outcome.landed_or_raise(exc, uref.path, expected, change_id, change, operation):
-                return change.result
-            _backoff(attempt)
-        except TRANSIENT as exc:
-            raise unavailable(exc, operation) from exc
+        _backoff(attempt)
     log.warning("change lost every race", operation=operation, user_id=user_id, attempts=attempt + 1)
     raise Unavailable("too many concurrent changes to this user; retry later")
-
-
-def stage(batch, user_snap, user_data, change: Change, now: datetime, change_id: str,
-          versions: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
-    """Put every write of one user's change into `batch`, so it commits whole or not at all.
-
-    `user_snap` is the user document's snapshot or a `known.Version` (where, and which version
-    the commit is conditioned on); `versions` are the update times of the documents read with
-    the user (None: absent). Returns the fields written on the user document (None: none).
-    """
-    db = client()
-    written = _stage_user(batch, user_snap, user_data, change, now, change_id)
-    for record in change.records:
-        ref = db.document(collections.transaction(record.transaction_id))
-        data = codec.transaction_document(record)
-        batch.create(ref, data) if change.create_records else batch.set(ref, data)
-    for path, data in change.create.items():
-        batch.create(db.document(path), data)
-    for path, data in change.overwrite.items():
-        if path in change.guarded:
-            version = (versions or {}).get(path)
-            if version is None:
-                batch.create(db.document(path), data)
-            else:
-                batch.update(db.document(path), data, option=db.write_option(last_update_time=version))
-        else:
-            batch.set(db.document(path), data)
-    for path in change.delete:
-        batch.delete(db.document(path))
-    return written
-
-
-def _stage_user(batch, user_snap, user_data, change: Change, now: datetime, change_id: str) -> Optional[dict]:
-    if change.account is None:
-        return None
-    # `change_id` lets a commit whose reply was lost be recognised (`outcome.resolve`).
-    data = {**codec.user_document(change.account, now, change.user_fields, stored=user_data),
-            outcome.CHANGE_ID: change_id}
-    if not user_snap.exists:
-        batch.create(user_snap.reference, data)
-        return data
-    if user_data and codec.LEGACY_BALANCE in user_data:
-        # The legacy field would contradict the pools once they move; it is migrated away.
-        data[codec.LEGACY_BALANCE] = firestore.DELETE_FIELD
-    batch.update(user_snap.reference, data, option=client().write_option(last_update_time=user_snap.update_time))
-    return data

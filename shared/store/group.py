@@ -29,15 +29,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from google.api_core import exceptions as gexc
-
 from ..common.errors import CreditsError
-from ..ledger import codec
-from . import collections, commit, known, outcome, wire
+from ..ledger import codec, collections
+from ..ledger.change import Change, Snapshot
+from . import commit, known, outcome, wire
 from .batch import MAX_BATCH_WRITES
-from .change import Change, Snapshot
-from .client import RACE_LOST, TRANSIENT, client, unavailable, utcnow
-from .commit import decide_settled, snapshot_of, stage
+from .client import TRANSIENT, client, unavailable, utcnow
+from .commit import decide_settled, snapshot_of
+from .pipeline import Sent, new_batch, send, stage
 
 R = TypeVar("R")
 
@@ -143,7 +142,9 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
     decided: list[_Decided] = []
     alone: list[_Ask] = []
     created: set[str] = set()
-    writes = 1
+    read: dict[str, Any] = {}
+    # The witness and the user document.
+    writes = 2
     merged: Optional[Change] = None
     for index, ask in enumerate(asks):
         documents = {path: (snaps[path].to_dict() if path in snaps and snaps[path].exists else None)
@@ -165,13 +166,11 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         if not change.writes_anything:
             decided.append(_Decided(ask, change)) if trusted else alone.append(ask)
             continue
-        creates = set(change.create)
-        if change.create_records:
-            creates.update(collections.transaction(record.transaction_id) for record in change.records)
+        creates = change.created_paths(collections.transaction)
         after = known.after_update(data, codec.user_document(change.account, now, change.user_fields, stored=data)) \
             if change.account is not None else None
-        if (after is None or change.overwrite or change.delete or change.guarded
-                or not commit._creates_every_read(ask.paths, change) or creates & created
+        if (after is None or change.overwrite or change.delete
+                or not commit.creates_every_read(ask.paths, change) or creates & created
                 or writes + change.writes - 1 > MAX_BATCH_WRITES):
             alone.append(ask)
             continue
@@ -179,11 +178,8 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         created |= creates
         writes += change.writes - 1
         data = after
-        merged = change if merged is None else Change(
-            result=None, account=change.account, records=merged.records + change.records,
-            create={**merged.create, **change.create}, user_fields={**merged.user_fields, **change.user_fields},
-            create_records=True,
-        )
+        read.update((path, snaps[path].update_time if path in snaps else None) for path in ask.paths)
+        merged = change if merged is None else merged.merge(change)
 
     if merged is None:
         # Nothing to commit: what was decided from a read stands as the read path would answer it.
@@ -192,30 +188,25 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         return alone
 
     change_id = outcome.new_change_id()
-    batch = wire.Batch(db)
-    written = stage(batch, version, base, merged, now, change_id)
-    expected = version.update_time if version.exists else None
+    batch = new_batch(db, change_id, user_id, now)
+    written = stage(batch, version, base, merged, now, change_id, read)
     try:
-        results = batch.commit(retry=None, timeout=commit.RPC_TIMEOUT_S)
-    except RACE_LOST + (gexc.NotFound,):
+        sent, results = send(batch, uref.path, version.update_time if version.exists else None, change_id,
+                             operation)
+    except CreditsError as error:
+        # A fault before the commit, or a lost reply fenced off (or unknown): none of the group's
+        # changes was made.
+        cache.drop(uref.path)
+        return _nothing_made(decided, alone, error)
+    if sent is Sent.REFUSED:
         if seen is not None:
             cache.drop(uref.path, seen.update_time)
             cache.refused(uref.path)
         return [entry.ask for entry in decided] + alone
-    except outcome.AMBIGUOUS as exc:
+    if sent is Sent.MOVED:
         cache.drop(uref.path)
-        try:
-            landed = outcome.landed_or_raise(exc, uref.path, expected, change_id, merged, operation)
-        except CreditsError as error:
-            # Fenced off (or unknown): none of the group's changes was made.
-            return _nothing_made(decided, alone, error)
-        if not landed:
-            return [entry.ask for entry in decided] + alone
-    except TRANSIENT as exc:
-        cache.drop(uref.path)
-        return _nothing_made(decided, alone, unavailable(exc, operation))
-    else:
-        commit._remember(uref.path, base, written, results)
+        return [entry.ask for entry in decided] + alone
+    commit._remember(uref.path, base, written, results)
     for entry in decided:
         entry.ask.answer(result=entry.change.result if entry.change else None, error=entry.error)
     return alone

@@ -32,7 +32,7 @@ MAX_USERS = 20_000
 class Version:
     """A user document as a commit's precondition sees it: where, and which version (None: absent).
 
-    Stands in for a snapshot in `commit.stage`, so a commit needs no read to be conditioned.
+    Stands in for a snapshot in `pipeline.stage`, so a commit needs no read to be conditioned.
     """
 
     reference: Any

@@ -5,9 +5,11 @@ land later (its request can sit in a stalled connection). Answering 503 then wou
 that invites a second spend. So, before answering, the store resolves the outcome:
 
 Rules enforced here:
-- every commit writes a fresh `change_id` on its user document, and knows one document it
-  creates (its first record or marker): finding either means the commit landed (LANDED), and
-  the caller answers with the change's result;
+- every commit creates a witness document of its own, `credits_commits/{change_id}`, and writes
+  that `change_id` on its user document, with an id drawn for that attempt: finding either
+  means this very commit landed (LANDED), and the caller answers with the change's result; a
+  document that another commit could have created (a record with an id derived from its
+  source, a marker of an earlier delivery) is never taken as proof;
 - if the user document is exactly as the commit's precondition expects (same update time, or
   still absent), the commit has not landed yet: a fence (a write of a new `change_id` under
   that same precondition) is committed first, so the stalled commit can never land later
@@ -29,13 +31,12 @@ from enum import Enum
 from typing import Any, Optional
 
 from google.api_core import exceptions as gexc
+
 from ..common import log
 from ..common.errors import Unavailable
-from ..ledger import codec
+from ..ledger import codec, collections
 from ..ledger.accounts import Account
-from . import collections
-from .change import Change
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, utcnow
 
 CHANGE_ID = "change_id"
 RESOLVE_BUDGET_S = 30.0
@@ -70,15 +71,7 @@ def new_change_id() -> str:
     return uuid.uuid4().hex
 
 
-def witness(change: Change) -> Optional[str]:
-    """A document only this change creates: its first record, else its first marker."""
-    if change.records:
-        return collections.transaction(change.records[0].transaction_id)
-    return next(iter(change.create), None)
-
-
-def resolve(user_path: str, expected: Optional[Any], change_id: str, witness_path: Optional[str],
-            operation: str) -> Outcome:
+def resolve(user_path: str, expected: Optional[Any], change_id: str, operation: str) -> Outcome:
     """What became of the commit that wrote `change_id` on the user document at `user_path`,
     conditioned on its update time being `expected` (None: on its absence).
 
@@ -86,7 +79,7 @@ def resolve(user_path: str, expected: Optional[Any], change_id: str, witness_pat
     this instance's cache of versions (`known`): the fence is conditioned on the same.
     """
     db = client()
-    refs = [db.document(user_path)] + ([db.document(witness_path)] if witness_path else [])
+    refs = [db.document(user_path), db.document(collections.commit_witness(change_id))]
     deadline = time.monotonic() + RESOLVE_BUDGET_S
     attempt = 0
     while time.monotonic() < deadline:
@@ -110,7 +103,7 @@ def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
     snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
     current = snaps[refs[0].path]
     data = current.to_dict() if current.exists else None
-    if (data or {}).get(CHANGE_ID) == change_id or (len(refs) > 1 and snaps[refs[1].path].exists):
+    if (data or {}).get(CHANGE_ID) == change_id or snaps[refs[1].path].exists:
         return Outcome.LANDED
     fence = {CHANGE_ID: new_change_id()}
     if expected is None:
@@ -126,22 +119,3 @@ def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
     refs[0].update(fence, option=db.write_option(last_update_time=expected), retry=None,
                    timeout=RPC_TIMEOUT_S)
     return Outcome.FENCED
-
-
-def landed_or_raise(exc: Exception, user_path: str, expected_update_time, change_id: str, change: Change,
-                    operation: str) -> bool:
-    """After a lost reply: True if the commit landed, False if another change won (decide again).
-
-    Raises `Unavailable` once the commit is fenced off for good, `OutcomeUnknown` if that could
-    not be learned.
-    """
-    resolved = resolve(user_path, expected_update_time, change_id, witness(change), operation)
-    if resolved is Outcome.LANDED:
-        return True
-    if resolved is Outcome.FENCED:
-        raise unavailable(exc, operation) from exc
-    if resolved is Outcome.UNKNOWN:
-        raise OutcomeUnknown(
-            "Firestore did not answer, so whether the change was made is not known; retry with the same idempotency key"
-        ) from exc
-    return False

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from . import collections
+from ..ledger import collections
 from .client import RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable
 
 SCAN_PAGE_SIZE = 500

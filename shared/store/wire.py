@@ -109,6 +109,13 @@ def _precondition(option) -> Optional[Any]:
     raise _Unsupported(option)  # an exists option, or another kind: the library says what it means
 
 
+def _version(update_time) -> Any:
+    """The precondition of a document at the version written at `update_time` (None: absent)."""
+    if update_time is None:
+        return _Precondition(exists=False)
+    return _Precondition(update_time=_helpers._datetime_to_pb_timestamp(update_time))
+
+
 class Results:
     """A commit's write results; each `update_time` is decoded only when asked for."""
 
@@ -193,6 +200,36 @@ class Batch:
         write = _Write(delete=reference._document_path)
         if precondition is not None:
             write.current_document.CopyFrom(precondition)
+        self._writes.append(write)
+
+    def replace(self, reference, document_data: dict[str, Any], update_time) -> None:
+        """`set` (the whole document), only over the version written at `update_time`."""
+        precondition = _Precondition(update_time=_helpers._datetime_to_pb_timestamp(update_time))
+        try:
+            write = _Write(update=_document(reference._document_path, document_data), current_document=precondition)
+        except _Unsupported:
+            (write,) = [write_types.Write.pb(pb) for pb in _helpers.pbs_for_set_no_merge(reference._document_path,
+                                                                                            document_data)]
+            write.current_document.CopyFrom(precondition)
+        self._writes.append(write)
+
+    def delete_at(self, reference, update_time) -> None:
+        """Delete the document only at the version written at `update_time` (None: only if absent,
+        which deletes nothing)."""
+        self._writes.append(_Write(delete=reference._document_path, current_document=_version(update_time)))
+
+    def verify(self, reference, update_time) -> None:
+        """Write nothing, but let the commit land only if the document is still at the version
+        written at `update_time` (None: still absent).
+
+        An update of no field changes neither the document nor its update time, and a delete of
+        an absent document deletes nothing: each is only its precondition.
+        """
+        if update_time is None:
+            self.delete_at(reference, None)
+            return
+        write = _Write(update=_Document(name=reference._document_path), current_document=_version(update_time))
+        write.update_mask.SetInParent()
         self._writes.append(write)
 
     def _library(self, write_pbs) -> None:

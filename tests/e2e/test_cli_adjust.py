@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shared.ledger import collections
 from shared.spending import service as spending
-from shared.store import collections
 from tests.support.cli import credits, records_of, user_doc
 
 

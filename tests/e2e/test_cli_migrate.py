@@ -6,11 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.common import ids
-from shared.common import errors
+from shared.common import errors, ids
+from shared.ledger import collections
 from shared.operations import migration
 from shared.store import batch
-from shared.store import collections
 from tests.support.cli import credits, records_of, user_doc
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

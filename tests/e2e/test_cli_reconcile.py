@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.operations import adjustments
-from shared.common import settings
-from shared.common import errors
-from shared.promotions import service as promo_service
-from shared.promotions import schemas
-from shared.spending import service as spending
-from shared.store import collections
-from shared.store import scans
 from shared.billing import service as webhooks
-from tools.local import stripe_events as sf
+from shared.common import errors, settings
+from shared.ledger import collections
+from shared.operations import adjustments
+from shared.promotions import schemas
+from shared.promotions import service as promo_service
+from shared.spending import service as spending
+from shared.store import scans
 from tests.support.cli import credits, records_of, user_doc
+from tools.local import stripe_events as sf
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 
-from shared.store import collections
+from shared.ledger import collections
 from tests.support.cli import credits
 
 HISTORY = [

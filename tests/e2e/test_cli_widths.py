@@ -9,15 +9,15 @@ import pytest
 
 from shared.billing import service as webhooks
 from shared.common import settings
+from shared.ledger import collections
 from shared.spending import holds_service
 from shared.spending import service as spending
 from shared.spending.holds import HoldRequest
-from shared.store import collections
-from tools.local import stripe_events as sf
 from tests.support.cli import credits
 from tests.support.functions import function_app
 from tests.support.ledger import seed
 from tests.support.promo import push_body
+from tools.local import stripe_events as sf
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH = 100

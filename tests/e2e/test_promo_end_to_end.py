@@ -12,9 +12,9 @@ from google.cloud import pubsub_v1
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.common import ids
-from shared.store import collections
-from tests.support.functions import ROOT, function_app
+from shared.ledger import collections
 from tests.support.emulators import PROJECT
+from tests.support.functions import ROOT, function_app
 from tests.support.ledger import assert_ledger_invariant, records_of, user_doc
 from tests.support.promo import serve_app
 

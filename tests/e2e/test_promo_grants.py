@@ -11,17 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from shared.common import ids
+from shared.common import ids, settings
+from shared.ledger import collections
+from shared.promotions import rejected, schemas
 from shared.promotions import service as promo_service
-from shared.promotions import rejected
-from shared.promotions import schemas
 from shared.spending import service as spending
-from shared.store import collections, outcome, wire
-from shared.common import settings
 from shared.store import client as store_client
-from tests.support.functions import function_app
+from shared.store import outcome, wire
 from tests.support.emulators import PROJECT, Emulator, free_port
-from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
+from tests.support.functions import function_app
+from tests.support.ledger import (
+    assert_ledger_invariant,
+    dump,
+    records_of,
+    seed,
+    user_doc,
+)
 from tests.support.promo import message_data, push_body
 
 
@@ -110,10 +115,10 @@ def test_a_redelivery_after_a_partial_run_gives_everyone_exactly_one_grant(promo
     capsys.readouterr()
     assert promo(message_data("partial", users, 9), "m-9").status_code == 200
     logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    # 250 users per 500-write batch: the batch holding already-granted users was redone per
-    # user, the other committed whole.
+    # 249 users per 500-write batch (two writes each, and the commit's witness): the batch holding
+    # already-granted users was redone per user, the others committed whole.
     fallbacks = [entry for entry in logs if entry["message"] == "batch fell back to per-user commits"]
-    assert [entry["users"] for entry in fallbacks] == [250]
+    assert [entry["users"] for entry in fallbacks] == [249]
     summary = next(entry for entry in logs if entry["message"].startswith("promo grant"))
     assert (summary["granted"], summary["already_granted"]) == (300, 200)
     assert_granted_once(db, users[::7] + users[195:205] + users[-3:], "partial", 9)
@@ -333,7 +338,9 @@ def test_a_message_of_legacy_users_splits_into_batches_of_at_most_500_writes(pro
     capsys.readouterr()
     assert promo(message_data("legacy-wave", users, 4)).status_code == 200
     assert "fell back" not in capsys.readouterr().out
-    assert sum(sizes) == 900 and max(sizes) <= 500 and all(size % 3 == 0 for size in sizes), sizes
+    # Each commit: its witness, then whole users of three writes.
+    assert sum(sizes) == 900 + len(sizes) and max(sizes) <= 500, sizes
+    assert all((size - 1) % 3 == 0 for size in sizes), sizes
     for user_id in users[::29] + users[-2:]:
         doc = user_doc(db, user_id)
         assert (doc["credits_permanent"], "balance" in doc) == (15, False)
@@ -384,14 +391,14 @@ def test_firestore_going_down_mid_message_raises_and_the_redelivery_grants_every
         settings.reset()
         db = store_client.client()
         granted = [u for u in users if promo_records(db, u, "midway")]
-        assert len(granted) == 250  # one whole batch committed before the outage, nothing else
+        assert len(granted) == 249  # one whole batch committed before the outage, nothing else
         assert all(user_doc(db, u) is None for u in users if u not in granted)
 
         capsys.readouterr()
         assert promo(data, "m-mid").status_code == 200  # the redelivery
         summary = next(json.loads(line) for line in capsys.readouterr().out.splitlines()
                        if line.startswith('{"severity":"INFO","message":"promo grant'))
-        assert (summary["granted"], summary["already_granted"]) == (250, 250)
+        assert (summary["granted"], summary["already_granted"]) == (251, 249)
         assert_granted_once(db, users[::11] + granted[:3] + granted[-3:], "midway", 3)
         assert all(user_doc(db, u)["credits_permanent"] == 3 for u in users)
     finally:

@@ -6,16 +6,14 @@ user with a document (legacy, owing, any other) fails its batch, which is then r
 
 from __future__ import annotations
 
-
 import pytest
 
 from shared.common import ids
-from shared.ledger import codec
+from shared.ledger import codec, collections
 from shared.promotions import schemas
 from shared.promotions import service as promo_service
-from shared.store import collections
-from tests.support.round_trips import counted
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
+from tests.support.round_trips import counted
 
 
 @pytest.fixture

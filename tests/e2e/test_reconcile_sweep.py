@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from shared.ledger import collections
 from shared.operations import adjustments, reconciliation
 from shared.spending import service as spending
-from shared.store import collections
 from tests.support.cli import credits
 from tests.support.ledger import dump, seed
 

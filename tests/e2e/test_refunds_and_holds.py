@@ -10,9 +10,15 @@ from threading import Barrier
 import pytest
 import requests
 
+from shared.ledger import collections
 from shared.store import client as store_client
-from shared.store import collections
-from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
+from tests.support.ledger import (
+    assert_ledger_invariant,
+    dump,
+    records_of,
+    seed,
+    user_doc,
+)
 from tests.support.servers import serve_function
 from tests.support.stripe_story import Customer
 

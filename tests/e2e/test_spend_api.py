@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from shared.store import collections
-from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
+from shared.ledger import collections
+from tests.support.ledger import (
+    assert_ledger_invariant,
+    dump,
+    records_of,
+    seed,
+    user_doc,
+)
 
 
 def spend(client, headers=None, **body):

@@ -15,8 +15,9 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from shared.common.errors import InsufficientCredits, Unavailable
+from shared.ledger import collections
 from shared.spending import service as spending
-from shared.store import collections, commit, group, known, wire
+from shared.store import commit, group, known, wire
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 
 

@@ -15,10 +15,11 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from shared.common.errors import IdempotencyConflict, InsufficientCredits, Unavailable
+from shared.ledger import collections
 from shared.spending import service as spending
-from shared.store import collections, commit, known, wire
-from tests.support.round_trips import counted
+from shared.store import commit, known, wire
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
+from tests.support.round_trips import counted
 
 
 class Instances:

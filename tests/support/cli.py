@@ -29,7 +29,7 @@ def credits(capsys, *argv: str) -> Run:
 
 
 def user_doc(db, user_id: str):
-    from shared.store import collections
+    from shared.ledger import collections
 
     snap = db.collection(collections.USERS).document(user_id).get()
     return snap.to_dict() if snap.exists else None
@@ -38,7 +38,7 @@ def user_doc(db, user_id: str):
 def records_of(db, user_id: str) -> list[dict]:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from shared.store import collections
+    from shared.ledger import collections
 
     query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
     return [snap.to_dict() for snap in query.stream()]

@@ -7,12 +7,9 @@ from typing import Any, Optional
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.ledger import accounts
-from shared.ledger import records
-from shared.store import change
-from shared.store import collections
-from shared.store import commit
+from shared.ledger import accounts, change, collections, records
 from shared.ledger.models import CreditPool, TransactionType
+from shared.store import commit
 
 
 def seed(user_id: str, monthly: int = 0, permanent: int = 0) -> None:

@@ -13,15 +13,20 @@ from shared.billing.events import Period
 from shared.billing.subscriptions import APPLIED, DUPLICATE, renew
 from shared.common import ids
 from shared.common.errors import IdempotencyConflict, InsufficientCredits, PoolUnderflow
+from shared.ledger import collections
+from shared.ledger.change import Snapshot
 from shared.ledger.codec import read_account
 from shared.ledger.idempotency import KeyedCommand
 from shared.ledger.models import CreditPool, TransactionType
 from shared.operations.adjustments import decide_adjustment, validate
 from shared.promotions.schemas import PromoMessage
-from shared.promotions.service import ALREADY_GRANTED, CONFLICTING, GRANTED, decide_grant
+from shared.promotions.service import (
+    ALREADY_GRANTED,
+    CONFLICTING,
+    GRANTED,
+    decide_grant,
+)
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend
-from shared.store import collections
-from shared.store.change import Snapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -127,7 +132,7 @@ def _grant_path(message: PromoMessage, user_id: str) -> str:
 def test_a_grant_creates_its_record_under_the_id_derived_from_grant_and_user():
     message = PromoMessage.model_validate({"grant_id": "spring", "user_ids": ["u"], "amount": 50})
     change = decide_grant(snapshot("u", None, {_grant_path(message, "u"): None}), message, "u")
-    assert change.result == GRANTED and change.create_records
+    assert change.result == GRANTED
     assert [r.transaction_id for r in change.records] == [ids.grant_record_id("spring", "u")]
     assert (change.account.permanent, change.account.total_earned) == (50, 50)
 
@@ -160,7 +165,7 @@ def test_a_renewal_creates_both_markers_keeps_the_subscription_state_and_drops_a
     documents = {path: None for path in spec.reads} | {spec.unapplied_path: {"reason": "unknown user"}}
     change = decisions.decide_event(snapshot("u", pools((300, 0)), documents), spec)
     assert change.result.decision.outcome == APPLIED and not change.result.kept_copy
-    assert set(change.create) == set(spec.markers) and change.delete == [spec.unapplied_path]
+    assert set(change.create) == set(spec.markers) and change.delete == (spec.unapplied_path,)
     assert change.user_fields["stripe_subscriptions"]["sub_1"]["period_start"] == PERIOD.start
     assert change.user_fields["monthly_reset_at"] == NOW
     assert [r.amount for r in change.records] == [-300, 1000]

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from shared.ledger.change import Snapshot
 from shared.ledger.codec import read_account
 from shared.ledger.models import CreditPool, TransactionType
-from shared.operations.corrections import ALREADY_MADE, CHANGED, WRITTEN, audit_path, decide_correction
+from shared.operations.corrections import (
+    ALREADY_MADE,
+    CHANGED,
+    WRITTEN,
+    audit_path,
+    decide_correction,
+)
 from shared.operations.reconcile_rules import Drift, correction
-from shared.store.change import Snapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -49,7 +55,7 @@ def test_a_correction_adds_a_record_and_an_audit_but_leaves_the_pools_as_stored(
     assert [(r.type, r.pool, r.amount, r.source) for r in change.records] == [
         (TransactionType.ADJUSTMENT, CreditPool.MONTHLY, 10, up.correction_id),
         (TransactionType.ADJUSTMENT, CreditPool.PERMANENT, -5, down.correction_id)]
-    assert change.create_records and set(change.create) == {audit_path(up), audit_path(down)}
+    assert set(change.create) == {audit_path(up), audit_path(down)}
     assert change.create[audit_path(up)]["operator"] == "ops"
     assert change.create[audit_path(up)]["transaction_id"] == change.records[0].transaction_id
 

@@ -192,7 +192,7 @@ def test_a_pause_empties_the_pool_once_and_a_resume_waits_for_the_renewal():
 def _snap(data, documents=None):
     from datetime import datetime, timezone
 
-    from shared.store.change import Snapshot
+    from shared.ledger.change import Snapshot
 
     return Snapshot(codec.read_account("u", data), data, dict(documents or {}), datetime(2026, 1, 1, tzinfo=timezone.utc))
 
@@ -202,10 +202,10 @@ OWING = {"user_id": "u", "credits_monthly": 0, "credits_permanent": 0, "credits_
 
 
 def test_a_promo_grant_pays_the_debt_in_its_own_change():
+    from shared.common import ids
+    from shared.ledger import collections
     from shared.promotions.schemas import PromoMessage
     from shared.promotions.service import decide_grant
-    from shared.store import collections
-    from shared.common import ids
 
     message = PromoMessage(grant_id="g1", user_ids=["u"], amount=100)
     record_path = collections.transaction(ids.grant_record_id("g1", "u"))

@@ -8,16 +8,26 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.common.errors import (
-    CaptureExceedsHold, HoldNotOpen, InsufficientCredits, RefundExceedsSpend, SpendNotFound, TooManyHolds,
+    CaptureExceedsHold,
+    HoldNotOpen,
+    InsufficientCredits,
+    RefundExceedsSpend,
+    SpendNotFound,
+    TooManyHolds,
 )
-from shared.ledger import holds
+from shared.ledger import collections, holds
+from shared.ledger.change import Snapshot
 from shared.ledger.codec import MONTHLY_RESET_AT, read_account
 from shared.ledger.models import CreditPool, TransactionType
-from shared.spending.holds import HoldRequest, SettleRequest, decide_hold, decide_settle, decide_sweep
+from shared.spending.holds import (
+    HoldRequest,
+    SettleRequest,
+    decide_hold,
+    decide_settle,
+    decide_sweep,
+)
 from shared.spending.refunds import RefundRequest, decide_refund
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend, preview_spend
-from shared.store import collections
-from shared.store.change import Snapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 M, P = CreditPool.MONTHLY, CreditPool.PERMANENT

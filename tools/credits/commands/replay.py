@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from shared.billing import service as webhooks, unapplied
-from shared.promotions import rejected
-from shared.store import collections
-
+from shared.billing import service as webhooks
+from shared.billing import unapplied
 from shared.common import errors
+from shared.ledger import collections
+from shared.promotions import rejected
 
 from ..common import EXIT_OK, EXIT_PROBLEMS, add_command, login
 from ..output import emit_json, write_table

@@ -26,6 +26,9 @@ SPEND_REFUNDS = "spend_refunds"
 STRIPE_PAYMENTS = "stripe_payments"
 # Bookkeeping of scheduled operations, one document each (no credit data).
 OPERATIONS = "credits_operations"
+# One witness per commit, created by it alone: how a commit whose reply was lost is known to have
+# landed (store.pipeline). Kept a week, then deleted by Firestore's TTL policy.
+COMMITS = "credits_commits"
 
 
 def path(collection: str, doc_id: str) -> str:
@@ -72,6 +75,10 @@ def unapplied_event(event_id: str) -> str:
 def stripe_payment(payment_intent: str) -> str:
     """A payment's document, by its PaymentIntent id."""
     return path(STRIPE_PAYMENTS, ids.document_id(payment_intent))
+
+
+def commit_witness(change_id: str) -> str:
+    return path(COMMITS, change_id)
 
 
 def reconcile_state() -> str:

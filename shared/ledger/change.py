@@ -1,0 +1,97 @@
+"""What a decision sees and what it asks to commit: plain values, no I/O.
+
+Rules enforced here:
+- a decision is a pure function of a `Snapshot` (the user's account and raw document, the
+  other documents it asked to read, the time) returning a `Change`;
+- a `Change` is immutable; two changes committed together become one by `merge`, the only
+  way changes are combined, so what the later one writes wins and nothing is dropped;
+- a `Change` with no account, records or document writes commits nothing;
+- a `Change` says what it writes, never what it is conditioned on: the kernel conditions the
+  commit on every document the decision read (its version, or its absence), so no feature can
+  forget one;
+- marker documents in `create` must not exist yet: their creation is the idempotency; records
+  are created, never overwritten, so a record whose id is derived from its source is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Generic, Mapping, Optional, TypeVar
+
+from .accounts import Account
+from .models import BaseCreditTransaction
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a decision sees: the user's account and raw document, the documents it asked for."""
+
+    account: Account
+    user_data: Optional[dict[str, Any]]
+    documents: dict[str, Optional[dict[str, Any]]]
+    now: datetime
+    # Holds whose expiry the commit writes before the decision's own change (see ledger.holds).
+    released: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change(Generic[R]):
+    """What a decision asks to commit; with no records and no writes nothing is committed."""
+
+    result: R
+    account: Optional[Account] = None
+    records: tuple[BaseCreditTransaction, ...] = ()
+    # Marker documents (path -> data) that must not exist yet: their creation is the idempotency.
+    create: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    # Documents (path -> data) written whole; one the decision read is written over the version read.
+    overwrite: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    # Documents deleted in the same commit (bookkeeping the change makes obsolete).
+    delete: tuple[str, ...] = ()
+    # Extra fields stored on the user document beside the pools.
+    user_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Callers pass lists and dicts; the change keeps its own read-only copies.
+        object.__setattr__(self, "records", tuple(self.records))
+        object.__setattr__(self, "delete", tuple(self.delete))
+        for name in ("create", "overwrite", "user_fields"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def writes_anything(self) -> bool:
+        return bool(self.account is not None or self.records or self.create or self.overwrite or self.delete)
+
+    @property
+    def writes(self) -> int:
+        """How many document writes the change commits."""
+        return (
+            (self.account is not None)
+            + len(self.records)
+            + len(self.create)
+            + len(self.overwrite)
+            + len(self.delete)
+        )
+
+    def created_paths(self, record_path) -> set[str]:
+        """The documents this change creates (so their absence is checked by the commit itself)."""
+        return set(self.create) | {record_path(record.transaction_id) for record in self.records}
+
+    def merge(self, later: "Change[Any]") -> "Change[Any]":
+        """This change and `later` as one commit, `later` decided on what this one leaves.
+
+        The account and result are `later`'s; records keep their order (this change's first);
+        document writes and user fields of `later` win over this change's.
+        """
+        return replace(
+            later,
+            account=later.account if later.account is not None else self.account,
+            records=self.records + later.records,
+            create={**self.create, **later.create},
+            overwrite={**self.overwrite, **later.overwrite},
+            delete=tuple(dict.fromkeys(self.delete + later.delete)),
+            user_fields={**self.user_fields, **later.user_fields},
+        )

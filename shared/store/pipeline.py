@@ -1,0 +1,144 @@
+"""The one commit pipeline every credit change goes through: stage, send, classify.
+
+`commit.change_user` (one user), `group.change_user_grouped` (one user's queued changes) and
+`batch.change_users` (many users) are policies over these steps: they differ in how they read
+and what they do after a refusal, never in how a commit is built or judged.
+
+Rules enforced here:
+- a commit is conditioned on everything its decision read, by the kernel, whatever the
+  feature: the user document on its update time (or its absence), and every other document
+  the decision read (`reads`: path -> the update time read, None for absent) on the same:
+  a document the change writes is written over the version read (created if it was absent,
+  deleted only at that version), and one it does not write is verified in the commit (an
+  update of no field at that version, or a delete that requires absence, neither of which
+  changes anything); so a commit lands only if nothing its decision saw has moved since, even
+  if the decision's read was torn across another commit's writes;
+- a write that depends on no read is the only kind without a precondition: records (created,
+  never overwritten), markers (create-only), and bookkeeping whose content the user
+  document's version already decides;
+- every commit creates its own witness, `credits_commits/{change_id}`, with an id drawn for
+  that attempt: no other commit can have written it, so finding it proves this commit landed;
+- one classifier of what became of a commit (`send`): LANDED, REFUSED (a precondition or a
+  create-only write failed: nothing written), MOVED (its reply was lost and another change
+  won: nothing written, decide again); a fault before the commit, or a lost reply fenced off
+  for good, raises `Unavailable`; an outcome that could not be learned raises `OutcomeUnknown`;
+- one deadline (`client.RPC_TIMEOUT_S`) and no hidden retry on every call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Mapping, Optional
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from ..ledger import codec, collections
+from ..ledger.change import Change
+from . import outcome, wire
+from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable
+
+# How long a witness is kept: far longer than any commit's outcome takes to resolve
+# (`outcome.RESOLVE_BUDGET_S`); Firestore's TTL policy deletes it after (terraform).
+WITNESS_TTL = timedelta(days=7)
+
+
+class Sent(str, Enum):
+    LANDED = "landed"
+    REFUSED = "refused"
+    MOVED = "moved"
+
+
+def new_batch(db, change_id: str, user_id: str, now: datetime) -> wire.Batch:
+    """An empty commit holding only its witness (see the module's rules)."""
+    batch = wire.Batch(db)
+    batch.create(db.document(collections.commit_witness(change_id)),
+                 {"change_id": change_id, "user_id": user_id, "created_at": now, "expire_at": now + WITNESS_TTL})
+    return batch
+
+
+def stage(batch: wire.Batch, user, user_data: Optional[dict[str, Any]], change: Change, now: datetime,
+          change_id: str, reads: Mapping[str, Optional[Any]]) -> Optional[dict[str, Any]]:
+    """Put every write of one user's change into `batch`, conditioned on what its decision read.
+
+    `user` is the user document's snapshot or a `known.Version` (where it is, and the version
+    the decision saw); `reads` are the other documents the decision read, each with the update
+    time it saw (None: absent). Returns the fields written on the user document (None: none).
+    """
+    db = client()
+    written = _stage_user(batch, user, user_data, change, now, change_id)
+    staged: set[str] = set()
+
+    def once(path: str) -> Any:
+        if path in staged:
+            raise ValueError(f"a change writes {path} twice")
+        staged.add(path)
+        return db.document(path)
+
+    for record in change.records:
+        path = collections.transaction(record.transaction_id)
+        batch.create(once(path), codec.transaction_document(record))
+    for path, data in change.create.items():
+        batch.create(once(path), data)
+    for path, data in change.overwrite.items():
+        ref = once(path)
+        if path not in reads:
+            batch.set(ref, data)
+        elif reads[path] is None:
+            batch.create(ref, data)
+        else:
+            batch.replace(ref, data, reads[path])
+    for path in change.delete:
+        ref = once(path)
+        if path not in reads:
+            batch.delete(ref)
+        else:
+            batch.delete_at(ref, reads[path])
+    for path, version in reads.items():
+        if path not in staged:
+            batch.verify(db.document(path), version)
+    return written
+
+
+def _stage_user(batch, user, user_data, change: Change, now: datetime, change_id: str) -> Optional[dict]:
+    if change.account is None:
+        return None
+    # `change_id` lets a fence replace what the commit would have written (`outcome.resolve`).
+    data = {**codec.user_document(change.account, now, change.user_fields, stored=user_data),
+            outcome.CHANGE_ID: change_id}
+    if not user.exists:
+        batch.create(user.reference, data)
+        return data
+    if user_data and codec.LEGACY_BALANCE in user_data:
+        # The legacy field would contradict the pools once they move; it is migrated away.
+        data[codec.LEGACY_BALANCE] = firestore.DELETE_FIELD
+    batch.update(user.reference, data, option=client().write_option(last_update_time=user.update_time))
+    return data
+
+
+def send(batch: wire.Batch, user_path: str, expected: Optional[Any], change_id: str,
+         operation: str) -> tuple[Sent, Optional[wire.Results]]:
+    """Commit `batch` and say what became of it (the write results when the reply came).
+
+    `user_path` and `expected` name the user document the commit is conditioned on and the
+    version it names (None: absent): a lost reply is resolved there (`outcome.resolve`).
+    """
+    try:
+        return Sent.LANDED, batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+    except RACE_LOST + (gexc.NotFound,):
+        return Sent.REFUSED, None
+    except outcome.AMBIGUOUS as exc:
+        # The commit may have landed, or may land later: learn which before anyone is told.
+        resolved = outcome.resolve(user_path, expected, change_id, operation)
+        if resolved is outcome.Outcome.LANDED:
+            return Sent.LANDED, None
+        if resolved is outcome.Outcome.MOVED:
+            return Sent.MOVED, None
+        if resolved is outcome.Outcome.FENCED:
+            raise unavailable(exc, operation) from exc
+        raise outcome.OutcomeUnknown(
+            "Firestore did not answer, so whether the change was made is not known; retry with the same idempotency key"
+        ) from exc
+    except TRANSIENT as exc:
+        raise unavailable(exc, operation) from exc
