@@ -89,7 +89,7 @@ def resolve(user_path: str, expected: Optional[Any], change_id: str, operation: 
         except RACE_LOST:
             continue  # the document moved while we fenced: look again
         except TRANSIENT:
-            time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+            time.sleep(min(1.0, 0.05 * 2 ** min(attempt, 5)) * random.uniform(0.5, 1.0))
             continue
         log.warning("commit outcome resolved", operation=operation, user_id=collections.document_id(user_path),
                     outcome=outcome.value, attempts=attempt)

@@ -159,6 +159,8 @@ class FakeFirestore:
         self.reads = 0
         self.commits = 0
         self.landed = 0
+        # How many writes each commit received held, in order.
+        self.sizes: list[int] = []
 
     # -- inspection and seeding ------------------------------------------------------------
 
@@ -266,6 +268,7 @@ class FakeFirestore:
             raise NotImplementedError("transactions are not part of the fake")
         with self._lock:
             self.commits += 1
+            self.sizes.append(len(request.writes))
         self._fail_if_unavailable("commit")
         with self._lock:
             # Taken before the callback runs, so commits made inside it are plain ones.

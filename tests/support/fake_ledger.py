@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar
 
-from shared.ledger import accounts
+from shared.ledger import accounts, collections
 from shared.ledger import records as ledger_records
+from shared.ledger.change import Change, Snapshot
 from shared.ledger.models import CreditPool, TransactionType
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend
-from shared.store import collections, commit, known
-from shared.store.change import Change, Snapshot
+from shared.store import commit, known
 
 T = TypeVar("T")
 

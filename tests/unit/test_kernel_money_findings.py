@@ -14,11 +14,12 @@ from __future__ import annotations
 import pytest
 
 from shared.common.errors import CreditsError
+from shared.ledger import collections
 from shared.promotions import service as promo_service
 from shared.promotions.schemas import PromoMessage
 from shared.spending import holds_service
 from shared.spending.refunds import RefundRequest, decide_refund
-from shared.store import collections, commit
+from shared.store import commit
 from tests.support.fake_ledger import (
     as_another_instance,
     assert_pools_match_records,
@@ -47,9 +48,9 @@ def test_refunds_read_while_another_refund_is_half_visible_never_give_back_more_
         except CreditsError as exc:
             answers["b"] = exc
 
-    # `commit.stage` writes the user document first, then the records, the markers, and last the
-    # give-back totals: after one write, a reader sees refund A's user document and the old totals.
-    fake_db.tear_next_commit(after_writes=1, during=refund_b)
+    # A commit holds its witness first, then the user document, the records, the markers, and last
+    # the give-back totals: after two writes, a reader sees refund A's user document and the old totals.
+    fake_db.tear_next_commit(after_writes=2, during=refund_b)
     holds_service.refund(RefundRequest("ann", "buy", amount=50))
     if isinstance(answers["b"], CreditsError) and answers["b"].transient:
         # Refused while A was half visible: the caller retries once A is whole.

@@ -12,12 +12,13 @@ from types import SimpleNamespace
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.common.errors import InsufficientCredits, Unavailable
 from shared.common import ids
+from shared.common.errors import InsufficientCredits, Unavailable
+from shared.ledger import collections
 from shared.promotions import service as promo_service
 from shared.promotions.schemas import PromoMessage
 from shared.spending import service as spending
-from shared.store import collections, commit, group
+from shared.store import commit, group
 from shared.store.batch import change_users
 from shared.store.outcome import OutcomeUnknown
 from tests.support.fake_ledger import (
@@ -368,8 +369,10 @@ def test_a_batch_meeting_a_change_already_made_is_redone_user_by_user(fake_db):
 
 def test_batches_hold_whole_users_within_the_write_limit(fake_db):
     calls = Calls(fake_db)
-    change_users(grant_items("g", ["a", "b", "c"]), max_writes=4)  # two users of two writes each
+    # Two users of two writes each and the commit's witness fit in 5 writes.
+    change_users(grant_items("g", ["a", "b", "c"]), max_writes=5)
     assert calls.commits == 2
+    assert all(size <= 5 for size in fake_db.sizes)
     assert all(balance(fake_db, user_id) == 5 for user_id in ("a", "b", "c"))
 
 
