@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Optional
 from ..ledger import accounts, codec, records
 from ..ledger.accounts import Account
 from ..ledger.change import Change, Snapshot
+from ..ledger.idempotency import Once
 from .customers import link_document
 from .subscriptions import (
     APPLIED,
@@ -61,7 +62,7 @@ class EventChange:
     event_type: str
     user_id: str
     source: str
-    markers: tuple[str, ...]
+    markers: tuple[Once, ...]
     rule: Rule
     unapplied_path: str
     customer_id: Optional[str] = None
@@ -72,7 +73,7 @@ class EventChange:
 
     @property
     def reads(self) -> list[str]:
-        return (list(self.markers) + [self.unapplied_path] + ([self.link_path] if self.link_path else [])
+        return ([marker.path for marker in self.markers] + [self.unapplied_path] + ([self.link_path] if self.link_path else [])
                 + list(self.documents))
 
 
@@ -87,7 +88,7 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     """Run the event's rule on the user's account and subscription state, once per source."""
     was_unapplied = snap.documents[spec.unapplied_path] is not None
     duplicate = Change(result=Decided(Decision(DUPLICATE, reason="already applied"), was_unapplied))
-    if snap.documents[spec.markers[0]] is not None:
+    if spec.markers[0].ran(snap.documents[spec.markers[0].path]):
         return duplicate
     subscriptions = dict((snap.user_data or {}).get(SUBSCRIPTIONS_FIELD) or {})
     state = state_of(subscriptions, spec.subscription_id) if spec.subscription_id else None
@@ -103,7 +104,7 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
                   or (decision.owed_by is not None and decision.owed_by != account.owed_by))
     if decision.outcome not in (APPLIED, IGNORED) or not writes:
         return Change(result=Decided(decision, was_unapplied))
-    if any(snap.documents[path] is not None for path in spec.markers[1:]):
+    if any(marker.ran(snap.documents[marker.path]) for marker in spec.markers[1:]):
         return duplicate
     if decision.owed_by is None:
         after, entries = accounts.grant_and_collect(account, list(decision.entries))
@@ -116,13 +117,6 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         user_fields[SUBSCRIPTIONS_FIELD] = subscriptions
     if decision.resets_monthly:
         user_fields[codec.MONTHLY_RESET_AT] = snap.now
-    marker = {
-        "event_id": spec.event_id,
-        "event_type": spec.event_type,
-        "user_id": spec.user_id,
-        "outcome": decision.outcome,
-        "created_at": snap.now,
-    }
     overwrite = {}
     if spec.link_path and spec.customer_id and (snap.documents[spec.link_path] or {}).get("user_id") != spec.user_id:
         overwrite[spec.link_path] = link_document(spec.customer_id, spec.user_id, spec.event_id, snap.now)
@@ -130,7 +124,9 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         result=Decided(decision, kept_copy=False),
         account=after,
         records=records.records(spec.user_id, migration + entries, spec.source, snap.now),
-        create={path: marker for path in spec.markers},
+        create={marker.path: marker.record(snap.now, event_id=spec.event_id, event_type=spec.event_type,
+                                           user_id=spec.user_id, outcome=decision.outcome)
+                for marker in spec.markers},
         overwrite={**overwrite, **(decision.documents or {})},
         # The kept unapplied copy goes in the same commit that finally applies the event.
         delete=[spec.unapplied_path] if was_unapplied else [],

@@ -26,6 +26,7 @@ from ..common import log
 from ..common.errors import CannotApply, Unavailable
 from ..common.validation import UserId, text_problem
 from ..ledger import accounts, collections
+from ..ledger.idempotency import Once
 from ..store import documents
 from ..store.client import utcnow
 from . import (
@@ -99,7 +100,12 @@ def resolve_user(user_id: Optional[str], customer_id: Optional[str]) -> str:
     )
 
 
-def _change(event: Event, user_id: str, source: str, markers: list[str], rule, customer_id=None,
+def applied(kind: str, key: str) -> Once:
+    """The record that a Stripe fact of `kind` (an invoice, a period, a session...) was applied."""
+    return Once.fact(f"stripe:{kind}", key, collections.applied_marker(kind, key))
+
+
+def _change(event: Event, user_id: str, source: str, markers: list[Once], rule, customer_id=None,
             subscription_id=None, documents_=()) -> EventChange:
     return EventChange(
         event_id=event.id,
@@ -141,14 +147,14 @@ def invoice_paid(event: Event) -> Handled:
     user_id = resolve_user(invoice.user_id, invoice.customer_id)
     line, plan = pair
     period = line.period
-    markers = [collections.applied_marker("invoice", invoice.invoice_id)]
+    markers = [applied("invoice", invoice.invoice_id)]
     if reason == UPGRADE_REASON:
 
         def rule(facts: Facts) -> Decision:
             return subscriptions.upgrade(facts.state, plan, line.quantity, period)
 
     else:
-        markers.append(collections.applied_marker("period", f"{invoice.subscription_id}:{period.start}"))
+        markers.append(applied("period", f"{invoice.subscription_id}:{period.start}"))
 
         def rule(facts: Facts) -> Decision:
             return subscriptions.renew(facts.account.monthly, facts.state, plan, line.quantity, period)
@@ -173,9 +179,9 @@ def checkout_session(event: Event) -> Handled:
         )
         return _ignored(event, why, session.user_id)
     user_id = resolve_user(session.user_id, session.customer_id)
-    marker = collections.applied_marker("session", session.session_id)
+    marker = applied("session", session.session_id)
     # A repeat costs one read instead of a call to the Stripe API.
-    if documents.read(marker) is not None:
+    if documents.read(marker.path) is not None:
         return Answered(Outcome(event.id, event.type, DUPLICATE, user_id, "already applied"),
                         kept_copy=unapplied.is_kept(event.id))
     items = events.line_items(stripe_api.checkout_line_items(session.session_id))
@@ -218,7 +224,7 @@ def _payment_path(payment_intent: str) -> str:
     return collections.stripe_payment(payment_intent)
 
 
-def _money_back(event: Event, payment_intent: str, source: str, marker: str, note, what: str) -> Handled:
+def _money_back(event: Event, payment_intent: str, source: str, marker: Once, note, what: str) -> Handled:
     """Route a refund or dispute fact to its payment's user, or remember it until the session comes.
 
     `note(payment)` records the fact on a Payment and says whether it is new (`payments.NEW`).
@@ -269,7 +275,7 @@ def charge_refunded(event: Event) -> Handled:
         return _ignored(event, f"charge {charge.charge_id} pays invoice {charge.invoice_id}: a subscription payment")
     if charge.payment_intent is None:
         return _ignored(event, f"charge {charge.charge_id} has no payment intent: not an add-on payment")
-    marker = collections.applied_marker("refunded", f"{charge.charge_id}:{charge.amount_refunded}")
+    marker = applied("refunded", f"{charge.charge_id}:{charge.amount_refunded}")
     return _money_back(event, charge.payment_intent, charge.charge_id, marker,
                        lambda payment: payments.note_charge(payment, charge), "refund")
 
@@ -279,7 +285,7 @@ def _dispute_event(event: Event, closed: bool) -> Handled:
     if dispute.payment_intent is None:
         return _ignored(event, f"dispute {dispute.dispute_id} names no payment intent: not an add-on payment")
     kind = "dispute_closed" if closed else "dispute"
-    marker = collections.applied_marker(kind, dispute.dispute_id)
+    marker = applied(kind, dispute.dispute_id)
     return _money_back(event, dispute.payment_intent, dispute.dispute_id, marker,
                        lambda payment: payments.note_dispute(payment, dispute, closed),
                        "dispute's close" if closed else "dispute")
@@ -301,7 +307,7 @@ def subscription_deleted(event: Event) -> Handled:
     def rule(facts: Facts) -> Decision:
         return subscriptions.cancel(facts.account.monthly, facts.state, ended_at, facts.subscriptions)
 
-    marker = collections.applied_marker("ended", subscription.subscription_id)
+    marker = applied("ended", subscription.subscription_id)
     # The event is the cause of the expiry, so its id is the records' source.
     return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
 
@@ -313,7 +319,7 @@ def subscription_paused(event: Event) -> Handled:
     def rule(facts: Facts) -> Decision:
         return subscriptions.pause(facts.account.monthly, facts.state, event.created)
 
-    marker = collections.applied_marker("paused", f"{subscription.subscription_id}:{event.created}")
+    marker = applied("paused", f"{subscription.subscription_id}:{event.created}")
     return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
 
 
@@ -324,7 +330,7 @@ def subscription_resumed(event: Event) -> Handled:
     def rule(facts: Facts) -> Decision:
         return subscriptions.resume(facts.state, event.created)
 
-    marker = collections.applied_marker("resumed", f"{subscription.subscription_id}:{event.created}")
+    marker = applied("resumed", f"{subscription.subscription_id}:{event.created}")
     return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)
 
 

@@ -22,7 +22,7 @@ from ..common.errors import InvalidRequest
 from ..ledger import accounts, codec, collections, records
 from ..ledger.accounts import Entry
 from ..ledger.change import Change, Snapshot
-from ..ledger.idempotency import KeyedCommand
+from ..ledger.idempotency import Once
 from ..ledger.models import CreditPool, TransactionType
 from ..store.commit import change_user
 
@@ -60,12 +60,12 @@ class Adjustment:
     idempotency_key: Optional[str] = None
 
     @property
-    def command(self) -> KeyedCommand:
-        return KeyedCommand(
+    def command(self) -> Once:
+        return Once(
+            namespace="adjustment",
             key=self.idempotency_key or self.adjustment_id,
-            marker_path=collections.path(collections.ADJUSTMENTS, self.adjustment_id),
+            path=collections.path(collections.ADJUSTMENTS, self.adjustment_id),
             fingerprint=ids.fingerprint(self.user_id, self.pool.value, self.amount, self.reason),
-            key_name="idempotency_key",
         )
 
 
@@ -101,7 +101,7 @@ def validate(user_id: str, pool: str, amount: int, reason: str, operator: str,
 def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentResult]:
     """The adjustment's change: a replay, or its record, the pools and the audit document."""
     command = request.command
-    seen = snap.documents[command.marker_path]
+    seen = snap.documents[command.path]
     if command.ran(seen):
         balance = codec.stored_balance_view(request.user_id, snap.user_data)
         return Change(result=AdjustmentResult(request.adjustment_id, True, json.loads(seen["transaction"]), balance))
@@ -112,24 +112,23 @@ def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentR
     written = records.records(request.user_id, migration + entries, request.adjustment_id, snap.now)
     record = written[len(migration)]
     transaction = record.model_dump(mode="json")
-    audit = {
-        "adjustment_id": request.adjustment_id,
-        "user_id": request.user_id,
-        "pool": request.pool.value,
-        "amount": request.amount,
-        "reason": request.reason,
-        "operator": request.operator,
-        "idempotency_key": request.idempotency_key,
-        "fingerprint": command.fingerprint,
-        "transaction_id": record.transaction_id,
-        "transaction": json.dumps(transaction, separators=(",", ":")),
-        "created_at": snap.now,
-    }
+    audit = command.record(
+        snap.now,
+        adjustment_id=request.adjustment_id,
+        user_id=request.user_id,
+        pool=request.pool.value,
+        amount=request.amount,
+        reason=request.reason,
+        operator=request.operator,
+        idempotency_key=request.idempotency_key,
+        transaction_id=record.transaction_id,
+        transaction=json.dumps(transaction, separators=(",", ":")),
+    )
     return Change(
         result=AdjustmentResult(request.adjustment_id, False, transaction, codec.balance_view(after, snap.now)),
         account=after,
         records=written,
-        create={command.marker_path: audit},
+        create={command.path: audit},
     )
 
 
@@ -144,7 +143,7 @@ def adjust(
     """Add (or with a negative amount remove) `amount` credits to one pool of the user."""
     request = validate(user_id, pool, amount, reason, operator, idempotency_key)
     result = change_user(user_id, lambda snap: decide_adjustment(snap, request),
-                         reads=[request.command.marker_path], operation="adjust")
+                         reads=[request.command.path], operation="adjust")
     log.info(
         "adjustment replayed" if result.replayed else "adjustment applied",
         user_id=user_id,

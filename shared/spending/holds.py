@@ -25,7 +25,7 @@ from ..common.errors import CaptureExceedsHold, HoldNotFound, HoldNotOpen, TooMa
 from ..ledger import accounts, codec, collections, holds, records
 from ..ledger.change import Change, Snapshot
 from ..ledger.holds import CAPTURED, EXPIRED, HELD, RELEASED
-from ..ledger.idempotency import KeyedCommand
+from ..ledger.idempotency import Once
 from ..ledger.models import iso_z
 from .rules import SpendOrder, plan_spend
 
@@ -43,9 +43,9 @@ class HoldRequest:
     expires_in: int = 900
 
     @property
-    def command(self) -> KeyedCommand:
-        return KeyedCommand.under(self.hold_id, collections.spend_key, HOLD_KIND, self.user_id, self.amount,
-                                  self.description, self.expires_in, key_name="hold_id")
+    def command(self) -> Once:
+        return Once.command(HOLD_KIND, self.hold_id, collections.spend_key, HOLD_KIND, self.user_id, self.amount,
+                            self.description, self.expires_in, key_name="hold_id")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def hold_view(hold: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Change[HoldResult]:
     """The hold's change: a replay, or its spend records, its documents and its key's marker."""
     command = request.command
-    replayed = command.replay(snap.documents.get(command.marker_path))
+    replayed = command.replay(snap.documents.get(command.path))
     if replayed is not None:
         return Change(result=HoldResult(replayed, replayed=True))
     open_holds = holds.open_holds_of(snap.user_data)
@@ -127,8 +127,8 @@ def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Chan
         account=after,
         records=written,
         create={
-            command.marker_path: command.marker(body, snap.now, user_id=request.user_id, kind=HOLD_KIND,
-                                                drawn=hold["drawn"]),
+            command.path: command.record(snap.now, body, user_id=request.user_id, kind=HOLD_KIND,
+                                         drawn=hold["drawn"]),
             collections.hold(request.hold_id): holds.hold_document(hold, request.user_id, HELD, 0, None),
         },
         user_fields={holds.OPEN_HOLDS: open_holds},

@@ -88,7 +88,7 @@ def hold(request: HoldRequest) -> HoldResult:
     result = change_user(
         request.user_id,
         lambda snap: decide_hold(snap, request, order),
-        reads=[command.marker_path],
+        reads=[command.path],
         operation="hold",
     )
     _remember_owner(request.hold_id, request.user_id)

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from ..common.errors import RefundExceedsSpend, SpendNotFound
 from ..ledger import accounts, codec, collections, holds, records
 from ..ledger.change import Change, Snapshot
-from ..ledger.idempotency import KeyedCommand
+from ..ledger.idempotency import Once
 from ..ledger.models import CreditPool
 
 DEFAULT_DESCRIPTION = "Refund"
@@ -41,8 +41,8 @@ class RefundRequest:
     idempotency_key: Optional[str] = None
 
     @property
-    def command(self) -> Optional[KeyedCommand]:
-        return KeyedCommand.under(self.idempotency_key, collections.spend_key, REFUND_KIND, self.user_id,
+    def command(self) -> Optional[Once]:
+        return Once.command(REFUND_KIND, self.idempotency_key, collections.spend_key, REFUND_KIND, self.user_id,
                                   self.spend_key, self.amount, self.description)
 
     @property
@@ -53,7 +53,7 @@ class RefundRequest:
             collections.hold(self.spend_key),
         ]
         command = self.command
-        return paths + ([command.marker_path] if command and command.marker_path not in paths else [])
+        return paths + ([command.path] if command and command.path not in paths else [])
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult
     """The refund's change: a replay, or the refund records, the give-back totals and the key's marker."""
     command = request.command
     if command is not None:
-        replayed = command.replay(snap.documents.get(command.marker_path))
+        replayed = command.replay(snap.documents.get(command.path))
         if replayed is not None:
             return Change(result=RefundResult(replayed, replayed=True))
     marker = snap.documents.get(collections.spend_key(request.spend_key))
@@ -111,7 +111,7 @@ def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult
     }
     create = {}
     if command is not None:
-        create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id, kind=REFUND_KIND)
+        create[command.path] = command.record(snap.now, body, user_id=request.user_id, kind=REFUND_KIND)
     return Change(
         result=RefundResult(body, replayed=False), account=after, records=written, create=create, overwrite=overwrite
     )

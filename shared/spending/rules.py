@@ -21,7 +21,7 @@ from ..common.errors import InsufficientCredits, InvalidRequest
 from ..ledger import accounts, codec, collections, holds, records
 from ..ledger.accounts import MONTHLY, PERMANENT, Account, Entry
 from ..ledger.change import Change, Snapshot
-from ..ledger.idempotency import KeyedCommand
+from ..ledger.idempotency import Once
 from ..ledger.models import CreditPool, TransactionType
 
 DEFAULT_DESCRIPTION = "Credits spent"
@@ -76,9 +76,9 @@ class SpendRequest:
     idempotency_key: Optional[str] = None
 
     @property
-    def command(self) -> Optional[KeyedCommand]:
-        return KeyedCommand.under(self.idempotency_key, collections.spend_key, self.user_id, self.amount,
-                                  self.description)
+    def command(self) -> Optional[Once]:
+        return Once.command("spend", self.idempotency_key, collections.spend_key, self.user_id, self.amount,
+                            self.description)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def decide_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Ch
     """The spend's change: a replay, or the migration, the spend's records and the key's marker."""
     command = request.command
     if command is not None:
-        replayed = command.replay(snap.documents.get(command.marker_path))
+        replayed = command.replay(snap.documents.get(command.path))
         if replayed is not None:
             return Change(result=SpendResult(replayed, replayed=True))
     account, migration = accounts.migrate(snap.account)
@@ -107,8 +107,8 @@ def decide_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Ch
     create = {}
     if command is not None:
         # What the spend drew is data on its marker, so a refund reads it without parsing the response.
-        create[command.marker_path] = command.marker(body, snap.now, user_id=request.user_id,
-                                                     drawn=holds.drawn_data(entries))
+        create[command.path] = command.record(snap.now, body, user_id=request.user_id,
+                                              drawn=holds.drawn_data(entries))
     return Change(result=SpendResult(body, replayed=False), account=after, records=written, create=create)
 
 

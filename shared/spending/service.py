@@ -51,7 +51,7 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
     result = change_user_grouped(
         user_id,
         lambda snap: decide_spend(snap, request, order),
-        reads=[command.marker_path] if command else [],
+        reads=[command.path] if command else [],
         operation="spend",
     )
     log.info(

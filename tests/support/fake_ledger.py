@@ -46,7 +46,7 @@ def assert_pools_match_records(fake, user_id: str) -> None:
 def spend_decision(user_id: str, amount: int, key: Optional[str] = None) -> tuple[Callable[[Snapshot], Change], list[str]]:
     """A spend's decision (permanent credits first) and the documents it reads."""
     request = SpendRequest(user_id, amount, "test spend", key)
-    reads = [request.command.marker_path] if key else []
+    reads = [request.command.path] if key else []
     return (lambda snap: decide_spend(snap, request, SpendOrder.PERMANENT_FIRST)), reads
 
 

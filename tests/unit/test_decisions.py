@@ -16,7 +16,7 @@ from shared.common.errors import IdempotencyConflict, InsufficientCredits, PoolU
 from shared.ledger import collections
 from shared.ledger.change import Snapshot
 from shared.ledger.codec import read_account
-from shared.ledger.idempotency import KeyedCommand
+from shared.ledger.idempotency import Once
 from shared.ledger.models import CreditPool, TransactionType
 from shared.operations.adjustments import decide_adjustment, validate
 from shared.promotions.schemas import PromoMessage
@@ -44,12 +44,12 @@ def pools(data):
 
 def test_a_spend_draws_permanent_then_monthly_and_marks_its_key_in_the_same_change():
     request = SpendRequest("u", 30, "Story", "key-1")
-    change = decide_spend(snapshot("u", pools((50, 20)), {request.command.marker_path: None}), request,
+    change = decide_spend(snapshot("u", pools((50, 20)), {request.command.path: None}), request,
                           SpendOrder.PERMANENT_FIRST)
     assert (change.account.monthly, change.account.permanent) == (40, 0)
     assert [(r.pool, r.amount, r.source) for r in change.records] == [
         (CreditPool.PERMANENT, -20, "key-1"), (CreditPool.MONTHLY, -10, "key-1")]
-    marker = change.create[request.command.marker_path]
+    marker = change.create[request.command.path]
     assert marker["user_id"] == "u" and json.loads(marker["response"]) == change.result.body
     assert change.result.body["balance"]["balance"] == 40 and not change.result.replayed
 
@@ -57,7 +57,7 @@ def test_a_spend_draws_permanent_then_monthly_and_marks_its_key_in_the_same_chan
 def test_a_spend_whose_key_ran_with_the_same_request_replays_and_writes_nothing():
     request = SpendRequest("u", 5, "Story", "key-1")
     stored = {"fingerprint": request.command.fingerprint, "response": json.dumps({"amount": 5})}
-    change = decide_spend(snapshot("u", pools((5, 0)), {request.command.marker_path: stored}), request,
+    change = decide_spend(snapshot("u", pools((5, 0)), {request.command.path: stored}), request,
                           SpendOrder.PERMANENT_FIRST)
     assert change.result.replayed and change.result.body == {"amount": 5} and not change.writes_anything
 
@@ -67,7 +67,7 @@ def test_a_key_reused_by_another_user_is_a_conflict():
     theirs = SpendRequest("v", 5, "Story", "key-1")
     stored = {"fingerprint": mine.command.fingerprint, "response": "{}"}
     with pytest.raises(IdempotencyConflict):
-        decide_spend(snapshot("v", pools((5, 0)), {theirs.command.marker_path: stored}), theirs,
+        decide_spend(snapshot("v", pools((5, 0)), {theirs.command.path: stored}), theirs,
                      SpendOrder.PERMANENT_FIRST)
 
 
@@ -86,7 +86,7 @@ def test_a_legacy_balance_is_migrated_in_the_spends_change_but_not_shown_in_its_
 
 
 def test_the_idempotency_marker_refuses_another_input_under_the_same_key():
-    command = KeyedCommand("k", "x/y", "fp-1")
+    command = Once("spend", "k", "x/y", "fp-1")
     assert command.replay(None) is None
     assert command.replay({"fingerprint": "fp-1", "response": '{"a":1}'}) == {"a": 1}
     with pytest.raises(IdempotencyConflict) as conflict:
@@ -94,30 +94,44 @@ def test_the_idempotency_marker_refuses_another_input_under_the_same_key():
     assert conflict.value.details == {"idempotency_key": "k"}
 
 
+def test_every_idempotency_record_holds_its_namespace_key_fingerprint_response_and_time():
+    command = Once.command("refund", "r-1", lambda key: f"spend_idempotency/{key}", "refund", "u", 5)
+    record = command.record(NOW, {"amount": 5}, user_id="u")
+    assert record == {"namespace": "refund", "key": "r-1", "idempotency_key": "r-1", "user_id": "u",
+                      "fingerprint": command.fingerprint, "response": '{"amount":5}', "created_at": NOW}
+    assert Once.command("refund", None, str) is None
+    # The same request replays; a fact has no fingerprint, so every delivery of it is the same.
+    assert command.replay(record) == {"amount": 5}
+    fact = Once.fact("stripe:invoice", "in_1", "webhook_applied/invoice:in_1")
+    stored = fact.record(NOW, event_id="evt_1")
+    assert stored == {"namespace": "stripe:invoice", "key": "in_1", "event_id": "evt_1", "created_at": NOW}
+    assert fact.ran(stored) and fact.ran({"event_id": "evt_0"}) and not fact.ran(None)
+
+
 # --- adjustments ---------------------------------------------------------------------------
 
 
 def test_an_adjustment_writes_its_record_and_audit_entry_together():
     request = validate("u", "monthly", -5, "duplicate grant", "ops", "adj-1")
-    change = decide_adjustment(snapshot("u", pools((10, 0)), {request.command.marker_path: None}), request)
+    change = decide_adjustment(snapshot("u", pools((10, 0)), {request.command.path: None}), request)
     [record] = change.records
     assert (record.pool, record.amount, record.source) == (CreditPool.MONTHLY, -5, request.adjustment_id)
-    audit = change.create[request.command.marker_path]
+    audit = change.create[request.command.path]
     assert audit["operator"] == "ops" and audit["transaction_id"] == record.transaction_id
 
 
 def test_an_adjustment_never_takes_a_pool_below_zero():
     request = validate("u", "permanent", -5, "typo", "ops")
     with pytest.raises(PoolUnderflow):
-        decide_adjustment(snapshot("u", pools((10, 4)), {request.command.marker_path: None}), request)
+        decide_adjustment(snapshot("u", pools((10, 4)), {request.command.path: None}), request)
 
 
 def test_an_adjustment_repeated_by_a_colleague_is_a_replay():
     first = validate("u", "permanent", 5, "goodwill", "ana", "adj-2")
     again = validate("u", "permanent", 5, "goodwill", "ben", "adj-2")
-    change = decide_adjustment(snapshot("u", pools((0, 0)), {first.command.marker_path: None}), first)
-    audit = change.create[first.command.marker_path]
-    replay = decide_adjustment(snapshot("u", pools((0, 5)), {again.command.marker_path: audit}), again)
+    change = decide_adjustment(snapshot("u", pools((0, 0)), {first.command.path: None}), first)
+    audit = change.create[first.command.path]
+    replay = decide_adjustment(snapshot("u", pools((0, 5)), {again.command.path: audit}), again)
     assert replay.result.replayed and not replay.writes_anything
     assert replay.result.transaction == change.result.transaction
 
@@ -152,7 +166,8 @@ PRO = Plan("price_pro", 1000)
 PERIOD = Period(1_700_000_000, 1_702_592_000)
 
 
-def _renewal(markers=("webhook_applied/invoice:in_1", "webhook_applied/period:sub_1:1700000000")):
+def _renewal(markers=(Once.fact("stripe:invoice", "in_1", "webhook_applied/invoice:in_1"),
+                      Once.fact("stripe:period", "sub_1:1700000000", "webhook_applied/period:sub_1:1700000000"))):
     return decisions.EventChange(
         event_id="evt_1", event_type="invoice.paid", user_id="u", source="in_1", markers=tuple(markers),
         rule=lambda facts: renew(facts.account.monthly, facts.state, PRO, 1, PERIOD),
@@ -165,7 +180,10 @@ def test_a_renewal_creates_both_markers_keeps_the_subscription_state_and_drops_a
     documents = {path: None for path in spec.reads} | {spec.unapplied_path: {"reason": "unknown user"}}
     change = decisions.decide_event(snapshot("u", pools((300, 0)), documents), spec)
     assert change.result.decision.outcome == APPLIED and not change.result.kept_copy
-    assert set(change.create) == set(spec.markers) and change.delete == (spec.unapplied_path,)
+    assert set(change.create) == {marker.path for marker in spec.markers} and change.delete == (spec.unapplied_path,)
+    record = change.create["webhook_applied/period:sub_1:1700000000"]
+    assert (record["namespace"], record["key"], record["event_id"], record["outcome"]) == (
+        "stripe:period", "sub_1:1700000000", "evt_1", APPLIED)
     assert change.user_fields["stripe_subscriptions"]["sub_1"]["period_start"] == PERIOD.start
     assert change.user_fields["monthly_reset_at"] == NOW
     assert [r.amount for r in change.records] == [-300, 1000]
@@ -173,6 +191,6 @@ def test_a_renewal_creates_both_markers_keeps_the_subscription_state_and_drops_a
 
 def test_a_period_renewed_under_another_invoice_is_a_duplicate():
     spec = _renewal()
-    documents = {path: None for path in spec.reads} | {spec.markers[1]: {"event_id": "evt_0"}}
+    documents = {path: None for path in spec.reads} | {spec.markers[1].path: {"event_id": "evt_0"}}
     change = decisions.decide_event(snapshot("u", pools((300, 0)), documents), spec)
     assert change.result.decision.outcome == DUPLICATE and not change.writes_anything

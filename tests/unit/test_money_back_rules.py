@@ -219,7 +219,7 @@ def test_a_positive_adjustment_pays_the_debt_and_reports_its_own_record():
     from shared.operations.adjustments import decide_adjustment, validate
 
     request = validate("u", "monthly", 200, "goodwill", "ops")
-    change = decide_adjustment(_snap(OWING, {request.command.marker_path: None}), request)
+    change = decide_adjustment(_snap(OWING, {request.command.path: None}), request)
     assert change.result.transaction["type"] == "adjustment" and change.result.transaction["amount"] == 200
     assert change.account.monthly == 80 and change.account.owed_by == ()
     assert [r.source for r in change.records] == [request.adjustment_id, "ch_old"]

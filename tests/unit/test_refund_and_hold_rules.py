@@ -119,7 +119,7 @@ def test_a_preview_is_the_spend_s_decision_with_nothing_to_write():
 
 
 def held(data, request=HoldRequest("u", 30, "h1", expires_in=60)):
-    change = decide_hold(snapshot("u", data, {request.command.marker_path: None}), request, ORDER)
+    change = decide_hold(snapshot("u", data, {request.command.path: None}), request, ORDER)
     after = {**user(change.account.monthly, change.account.permanent), **change.user_fields}
     return change, after
 
