@@ -4,9 +4,10 @@ Rules enforced here:
 - each pool must equal the sum of the user's records in that pool, and the totals must equal
   the records under the rule `accounts.totals_change` applies;
 - a legacy document's balance is outside the ledger until migrated, so its ledger must be empty;
-- a migrated legacy document's stored baseline (`legacy_total_earned`, `legacy_total_spent`) is
-  added to the ledger's totals; a user migrated by a live function (a `migration` record, no
-  stored baseline) can only be checked for totals at least the ledger's;
+- a migrated legacy document's stored baseline (`legacy_total_earned`, `legacy_total_spent`),
+  kept by whichever write migrated it (`credits migrate` or a function's first change), is added
+  to the ledger's totals; a document a function migrated before functions kept the baseline (a
+  `migration` record, no baseline) can only be checked for totals at least the ledger's;
 - a pool that is not stored as an integer is drift;
 - what is owed (`credits_owed`) must equal the sum of its parts by source (`credits_owed_by`),
   and what the user's add-on payments (`stripe_payments`) have claimed by refunds and disputes
@@ -27,9 +28,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 from ..common import ids
 from ..ledger.accounts import totals_change
-from ..ledger.codec import CREDITS_OWED, is_legacy_document, read_account, read_owed
+from ..ledger.codec import CREDITS_OWED, LEGACY_EARNED, LEGACY_SPENT, is_legacy_document, read_account, read_owed
 from ..ledger.models import CreditPool, TransactionType
-from .migration_rules import LEGACY_EARNED, LEGACY_SPENT
 
 
 @dataclass
