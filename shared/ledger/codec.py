@@ -6,7 +6,10 @@ Rules enforced here:
   keeps beside them; reading one never fails: a missing or non-numeric figure reads as 0, and a
   float written by another tool reads as the int it holds;
 - a legacy document (`balance`, no pool field) reads as that many permanent credits (a negative
-  balance as 0); writing its account drops the legacy field, which would contradict the pools;
+  balance as 0); writing its account drops the legacy field, which would contradict the pools,
+  and keeps the totals it had as `legacy_total_earned`/`legacy_total_spent`: whichever write
+  migrates it (`credits migrate` or any function's first change), the totals from before the
+  ledger stay known, even at a balance of 0, which leaves no `migration` record;
 - what Stripe took back and the pools could not cover is `credits_owed`, with its parts by
   source in `credits_owed_by` (charge or dispute id -> credits); both are written once a user
   has owed anything, and then kept (0 and `{}` when paid), so the document never contradicts
@@ -27,6 +30,9 @@ LEGACY_BALANCE = "balance"
 # When the monthly pool was last reset (renewal, pause, cancellation): refunds of the monthly part
 # of a spend made before it expire at once.
 MONTHLY_RESET_AT = "monthly_reset_at"
+# The totals a legacy document carried before the ledger (the baseline reconcile adds to it).
+LEGACY_EARNED = "legacy_total_earned"
+LEGACY_SPENT = "legacy_total_spent"
 CREDITS_OWED = "credits_owed"
 CREDITS_OWED_BY = "credits_owed_by"
 # A stored total with no per-source parts (written by another tool) is owed under this source.
@@ -69,6 +75,13 @@ def read_owed(data: Optional[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
     return owed_map({UNATTRIBUTED: total})
 
 
+def legacy_baseline(stored: Optional[Mapping[str, Any]]) -> dict[str, int]:
+    """The baseline a write over a legacy document keeps beside the pools ({} for any other)."""
+    if not is_legacy_document(stored):
+        return {}
+    return {LEGACY_EARNED: _int_field(stored, "total_earned"), LEGACY_SPENT: _int_field(stored, "total_spent")}
+
+
 def user_document(
     account: Account,
     now: datetime,
@@ -76,7 +89,7 @@ def user_document(
     stored: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
     """The fields a write of `account` stores over the `stored` document (the store drops a
-    legacy `balance` beside them)."""
+    legacy `balance` beside them, and these keep its totals as the baseline)."""
     owed = {}
     if account.owed_by or (stored and (CREDITS_OWED in stored or CREDITS_OWED_BY in stored)):
         owed = {CREDITS_OWED: account.owed, CREDITS_OWED_BY: dict(account.owed_by)}
@@ -87,6 +100,7 @@ def user_document(
         "total_earned": account.total_earned,
         "total_spent": account.total_spent,
         "last_updated": now,
+        **legacy_baseline(stored),
         **owed,
         **(extra or {}),
     }

@@ -19,11 +19,7 @@ from enum import Enum
 from typing import Any, Iterable, Mapping, Optional
 
 from ..ledger.accounts import Account, migrate
-from ..ledger.codec import is_legacy_document, read_account
-
-# Fields migration adds to a migrated legacy document: its totals from before the ledger.
-LEGACY_EARNED = "legacy_total_earned"
-LEGACY_SPENT = "legacy_total_spent"
+from ..ledger.codec import LEGACY_EARNED, LEGACY_SPENT, is_legacy_document, read_account
 
 
 class MigrationAction(str, Enum):

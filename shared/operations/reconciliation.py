@@ -2,26 +2,28 @@
 scheduler runs it.
 
 Rules enforced here:
-- the users and the records (ordered by user) are streamed side by side, holding one user's
-  sums at a time; a user with records and no document is a user too;
-- every drift is confirmed with a consistent read of that one user before it is reported, so a
-  change that landed between the two streams is not reported;
-- a user who owes credits, or whose ledger took credits back, also has their add-on payments
-  read, so what is owed is accounted for (`reconcile_rules.owed_drift`); the report counts the
-  users who owe and the credits owed;
+- the users, the records and the documents derived from them (`spend_refunds`, `credit_holds`,
+  `stripe_payments`), each ordered by user, are streamed side by side, holding one user's sums
+  and derived documents at a time; a user with records or derived documents and no user
+  document is a user too; a user's spends are kept one by one only for the keys their derived
+  documents name;
+- every drift is confirmed with a consistent read of that one user (document, records, derived
+  documents) before it is reported, so a change that landed between the streams is not reported;
+- what is owed is checked against the user's add-on payments (`reconcile_rules.owed_drift`); the
+  report counts the users who owe and the credits owed;
 - a page reconciles at most `limit` users after the stored cursor, writes no credit data, and
   records its progress in one bookkeeping document only over the version it read, so of two
   overlapping runs one advances the cursor and the other writes and logs nothing; a write whose
   reply is lost is read back, so a page that did advance still logs its drift;
-- each confirmed drift is logged once as `ledger drift`; a page that reaches the last user
-  completes the pass and logs `reconcile pass complete`.
+- each confirmed drift is logged once as `ledger drift`, with the `kind` of check that found it;
+  a page that reaches the last user completes the pass and logs `reconcile pass complete`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from ..common import log
 from ..common.errors import Unavailable
@@ -29,14 +31,14 @@ from ..ledger import collections
 from ..ledger.codec import is_legacy_document, read_owed
 from ..store import documents, scans
 from ..store.client import utcnow
-from .reconcile_rules import (
-    Drift,
-    LedgerSums,
-    PageCounts,
-    after_page,
-    compare,
-    owed_drift,
-)
+from .reconcile_rules import RECORD, Derived, Drift, LedgerSums, PageCounts, after_page, user_drift
+
+# The collections derived from the ledger, found by their `user_id`, and where each goes in `Derived`.
+DERIVED = {
+    collections.SPEND_REFUNDS: "spend_refunds",
+    collections.HOLDS: "holds",
+    collections.STRIPE_PAYMENTS: "payments",
+}
 
 
 @dataclass
@@ -66,29 +68,91 @@ class ReconcileReport:
 
 
 class OrderingError(RuntimeError):
-    """A scan returned keys out of order, so a merge of the two streams would be wrong."""
+    """A scan returned keys out of order, so a merge of the streams would be wrong."""
 
 
-def _user_groups(records: Iterator[dict[str, Any]], report: ReconcileReport) -> Iterator[tuple[str, LedgerSums]]:
+class _Records:
+    """The record stream, taken one user's records at a time."""
+
+    def __init__(self, records: Iterable[dict[str, Any]], report: ReconcileReport):
+        self._records = iter(records)
+        self._report = report
+        self._last: Optional[str] = None
+        self._started = False
+        self._head: Optional[dict[str, Any]] = None
+
+    def _peek(self) -> Optional[dict[str, Any]]:
+        # The stream starts on first use, after the users' first page, as the merge reads them.
+        if not self._started:
+            self._started = True
+            self._head = self._next()
+        return self._head
+
+    def _next(self) -> Optional[dict[str, Any]]:
+        for record in self._records:
+            user_id = record.get("user_id")
+            if not isinstance(user_id, str):
+                self._report.transactions += 1
+                self._report.drift.append(Drift(
+                    str(user_id), "user_id", 0, record.get("amount") or 0,
+                    f"record {record.get('transaction_id')} has no string user_id", RECORD))
+                continue
+            if self._last is not None and user_id < self._last:
+                raise OrderingError(f"records are not ordered by user: {user_id!r} after {self._last!r}")
+            self._last = user_id
+            return record
+        return None
+
+    @property
+    def user(self) -> Optional[str]:
+        head = self._peek()
+        return head["user_id"] if head is not None else None
+
+    def sums(self, user_id: str, wanted: frozenset[str]) -> LedgerSums:
+        """The sums of `user_id`'s records (the next ones in the stream, if any are theirs)."""
+        sums = LedgerSums(wanted=wanted)
+        while (head := self._peek()) is not None and head["user_id"] == user_id:
+            sums.add(head)
+            self._head = self._next()
+        return sums
+
+
+def _grouped(docs: Iterable[dict[str, Any]], collection: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Consecutive documents of one user, as (user id, documents)."""
     current: Optional[str] = None
-    sums = LedgerSums()
-    for record in records:
-        user_id = record.get("user_id")
-        if not isinstance(user_id, str):
-            report.transactions += 1
-            report.drift.append(
-                Drift(str(user_id), "user_id", 0, record.get("amount") or 0, f"record {record.get('transaction_id')} has no string user_id")
-            )
-            continue
+    group: list[dict[str, Any]] = []
+    for doc in docs:
+        user_id = doc["user_id"]
         if current is not None and user_id != current:
             if user_id < current:
-                raise OrderingError(f"records are not ordered by user: {user_id!r} after {current!r}")
-            yield current, sums
-            sums = LedgerSums()
+                raise OrderingError(f"{collection} is not ordered by user: {user_id!r} after {current!r}")
+            yield current, group
+            group = []
         current = user_id
-        sums.add(record)
+        group.append(doc)
     if current is not None:
-        yield current, sums
+        yield current, group
+
+
+def _derived(streams: Mapping[str, Iterable[dict[str, Any]]]) -> Iterator[tuple[str, Derived]]:
+    """Each user's derived documents, merged from one stream per collection (`DERIVED`), by user."""
+    groups = {collection: _grouped(docs, collection) for collection, docs in streams.items()}
+    heads = {collection: next(group, None) for collection, group in groups.items()}
+    while any(head is not None for head in heads.values()):
+        user_id = min(head[0] for head in heads.values() if head is not None)
+        derived = Derived()
+        for collection, head in heads.items():
+            if head is not None and head[0] == user_id:
+                setattr(derived, DERIVED[collection], head[1])
+                heads[collection] = next(groups[collection], None)
+        yield user_id, derived
+
+
+def _derived_of(found: Mapping[str, list[dict[str, Any]]]) -> Derived:
+    derived = Derived()
+    for collection, docs in found.items():
+        setattr(derived, DERIVED[collection], docs)
+    return derived
 
 
 def _users(pages: Iterable[list[tuple[str, dict[str, Any]]]], after: Optional[str] = None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -105,34 +169,36 @@ def _users(pages: Iterable[list[tuple[str, dict[str, Any]]]], after: Optional[st
 
 def _merge(
     users: Iterator[tuple[str, dict[str, Any]]],
-    groups: Iterator[tuple[str, LedgerSums]],
+    records: _Records,
+    derived: Iterator[tuple[str, Derived]],
     report: ReconcileReport,
     limit: Optional[int] = None,
     progress: Callable[[ReconcileReport], None] = lambda report: None,
     progress_every: int = 10_000,
 ) -> bool:
-    """Reconcile the users of both streams in order, at most `limit`; True if both streams ended."""
+    """Reconcile the users of the three streams in order, at most `limit`; True if all ended."""
     user = next(users, None)
-    group = next(groups, None)
-    while user is not None or group is not None:
+    bundle = next(derived, None)
+    while True:
+        heads = [head for head in (user and user[0], records.user, bundle and bundle[0]) if head is not None]
+        if not heads:
+            return True
         if limit is not None and report.users >= limit:
             return False
-        if group is None or (user is not None and user[0] < group[0]):
-            user_id, data, sums = user[0], user[1], LedgerSums()
-            user = next(users, None)
-        elif user is None or group[0] < user[0]:
-            user_id, data, sums = group[0], None, group[1]
-            group = next(groups, None)
-        else:
-            user_id, data, sums = user[0], user[1], group[1]
-            user, group = next(users, None), next(groups, None)
-        _check(report, user_id, data, sums)
+        user_id = min(heads)
+        data, mine = None, Derived()
+        if user is not None and user[0] == user_id:
+            data, user = user[1], next(users, None)
+        if bundle is not None and bundle[0] == user_id:
+            mine, bundle = bundle[1], next(derived, None)
+        # The derived documents come first, so only the spends they name are kept one by one.
+        _check(report, user_id, data, records.sums(user_id, mine.sources), mine)
         if report.users % progress_every == 0:
             progress(report)
-    return True
 
 
-def _check(report: ReconcileReport, user_id: str, data: Optional[dict[str, Any]], sums: LedgerSums) -> None:
+def _check(report: ReconcileReport, user_id: str, data: Optional[dict[str, Any]], sums: LedgerSums,
+           derived: Derived) -> None:
     report.users += 1
     report.transactions += sums.records
     report.last_user = user_id
@@ -142,7 +208,7 @@ def _check(report: ReconcileReport, user_id: str, data: Optional[dict[str, Any]]
     if owed:
         report.owing_users += 1
         report.credits_owed += owed
-    if compare(user_id, data, sums) or _owed_drift(user_id, data, sums):
+    if user_drift(user_id, data, sums, derived):
         _confirm(report, user_id)
 
 
@@ -153,6 +219,8 @@ def log_drift(drift: Iterable[Drift]) -> None:
             "ledger drift",
             user_id=d.user_id,
             outcome="drift",
+            kind=d.kind,
+            subject=d.subject,
             field=d.field,
             stored=d.stored,
             ledger=d.ledger,
@@ -165,11 +233,14 @@ def reconcile(
     progress: Callable[[ReconcileReport], None] = lambda report: None,
     progress_every: int = 10_000,
 ) -> ReconcileReport:
-    """Compare every user's pools and totals with their records; only confirmed drift is kept."""
+    """Compare every user's pools, totals and derived documents with their records; only
+    confirmed drift is kept."""
     report = ReconcileReport()
     users = _users(scans.user_pages(page_size))
-    groups = _user_groups(scans.transactions_by_user(page_size * 2), report)
-    _merge(users, groups, report, progress=progress, progress_every=progress_every)
+    records = _Records(scans.transactions_by_user(page_size * 2), report)
+    derived = _derived({collection: scans.in_user_range(collection, None, None, page_size * 2)
+                        for collection in DERIVED})
+    _merge(users, records, derived, report, progress=progress, progress_every=progress_every)
     progress(report)
     log_drift(report.drift)
     return report
@@ -184,9 +255,10 @@ LOST_RACE = "lost_race"
 def reconcile_page(limit: int = PAGE_DEFAULT, now: Optional[datetime] = None) -> dict[str, Any]:
     """Reconcile the next `limit` users after the stored cursor and record the pass's progress.
 
-    The range is the users after the cursor up to the `limit`-th user document (the records read
-    are those of that range; users with records and no document in it count too), and at most
-    `limit` users in all. A page that finds no user document after its range completes the pass.
+    The range is the users after the cursor up to the `limit`-th user document (the records and
+    derived documents read are those of that range; users with records or derived documents and
+    no user document in it count too), and at most `limit` users in all. A page that finds no user
+    document after its range completes the pass.
     """
     found = documents.read_versioned(collections.reconcile_state())
     state, version = found if found is not None else ({}, None)
@@ -194,10 +266,10 @@ def reconcile_page(limit: int = PAGE_DEFAULT, now: Optional[datetime] = None) ->
     page = next(scans.user_pages(limit, start_after=cursor), [])
     more_documents = len(page) == limit
     report = ReconcileReport()
-    groups = _user_groups(
-        scans.transactions_in_user_range(cursor, page[-1][0] if more_documents else None), report
-    )
-    ended = _merge(_users([page], after=cursor), groups, report, limit)
+    up_to = page[-1][0] if more_documents else None
+    records = _Records(scans.transactions_in_user_range(cursor, up_to), report)
+    derived = _derived({collection: scans.in_user_range(collection, cursor, up_to) for collection in DERIVED})
+    ended = _merge(_users([page], after=cursor), records, derived, report, limit)
     completed = ended and not more_documents
     counts = PageCounts(report.users, report.transactions, len(report.drift),
                         len({d.user_id for d in report.drift}), report.unconfirmed)
@@ -241,20 +313,13 @@ def state() -> Optional[dict[str, Any]]:
 
 
 def _confirm(report: ReconcileReport, user_id: str) -> None:
-    data, records = scans.user_ledger(user_id)
-    sums = LedgerSums()
+    data, records, found = scans.user_ledger(user_id, tuple(DERIVED))
+    derived = _derived_of(found)
+    sums = LedgerSums(wanted=derived.sources)
     for record in records:
         sums.add(record)
-    confirmed = compare(user_id, data, sums) + _owed_drift(user_id, data, sums)
+    confirmed = user_drift(user_id, data, sums, derived)
     if confirmed:
         report.drift.extend(confirmed)
     else:
         report.unconfirmed += 1
-
-
-def _owed_drift(user_id: str, data: Optional[dict[str, Any]], sums: LedgerSums) -> list[Drift]:
-    # Only users touched by money back need their payments read.
-    if data is None or not (sums.taken_by_source or read_owed(data)):
-        return []
-    payments = [snap.to_dict() for snap in scans.documents(collections.STRIPE_PAYMENTS, "user_id", user_id)]
-    return owed_drift(user_id, data, sums, payments)

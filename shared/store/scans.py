@@ -5,7 +5,8 @@ Rules enforced here:
   than one page is held at a time;
 - a page read that fails transiently is retried a few times, because a scan over a million
   documents should not die on one dropped connection; after that it is `Unavailable`;
-- a drift seen by a scan is confirmed with a read of the one user at one instant.
+- a drift seen by a scan is confirmed with a read of the one user at one instant (their document,
+  records and derived documents).
 """
 
 from __future__ import annotations
@@ -112,11 +113,20 @@ def transactions_in_user_range(
 ) -> Iterator[dict[str, Any]]:
     """The records whose string `user_id` is > `after` (any, if None) and <= `up_to` (no bound, if
     None), ordered by `user_id`, streamed page by page: one range of `transactions_by_user`."""
+    return in_user_range(collections.TRANSACTIONS, after, up_to, page_size)
+
+
+def in_user_range(
+    collection: str, after: Optional[str], up_to: Optional[str], page_size: int = SCAN_PAGE_SIZE * 2
+) -> Iterator[dict[str, Any]]:
+    """The documents of `collection` whose string `user_id` is > `after` (any, if None) and <=
+    `up_to` (no bound, if None), ordered by `user_id`, streamed page by page. A range and an order
+    on the one field need only its single-field index."""
     # A range filter on a string matches strings only, so the lower bound is always set.
-    query = client().collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", ">", after or ""))
+    query = client().collection(collection).where(filter=FieldFilter("user_id", ">", after or ""))
     if up_to is not None:
         query = query.where(filter=FieldFilter("user_id", "<=", up_to))
-    for page in _scan(query.order_by("user_id"), page_size, "transactions_in_user_range"):
+    for page in _scan(query.order_by("user_id"), page_size, f"in_user_range:{collection}"):
         yield from (snap.to_dict() for snap in page)
 
 
@@ -135,15 +145,22 @@ def transactions_between(
         yield from (snap.to_dict() for snap in page)
 
 
-def user_ledger(user_id: str) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
-    """The user document and all its records, read at one instant (a read-only transaction)."""
+def user_ledger(user_id: str, derived: tuple[str, ...] = ()) -> tuple[
+    Optional[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, Any]]]
+]:
+    """The user document, all its records and its documents in each `derived` collection (those
+    whose `user_id` is the user's), read at one instant (a read-only transaction)."""
     db = client()
+
+    def mine(collection: str, transaction) -> list[dict[str, Any]]:
+        query = db.collection(collection).where(filter=FieldFilter("user_id", "==", user_id))
+        return [s.to_dict() for s in query.stream(transaction=transaction)]
 
     @firestore.transactional
     def read(transaction):
         snap = db.document(collections.user(user_id)).get(transaction=transaction)
-        query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
-        return (snap.to_dict() if snap.exists else None), [s.to_dict() for s in query.stream(transaction=transaction)]
+        return ((snap.to_dict() if snap.exists else None), mine(collections.TRANSACTIONS, transaction),
+                {collection: mine(collection, transaction) for collection in derived})
 
     with faults("user_ledger"):
         return read(db.transaction(read_only=True))

@@ -125,6 +125,37 @@ def test_legacy_documents_are_not_drift_until_they_have_records(db, capsys):
     assert credits(capsys, "reconcile").code == 0
 
 
+def migrate_by_command(capsys, user_id: str) -> None:
+    assert credits(capsys, "migrate", "--no-progress").code == 0
+
+
+def migrate_by_a_grant(capsys, user_id: str) -> None:
+    promo_service.grant(schemas.PromoMessage(grant_id=f"first-{user_id}", user_ids=[user_id], amount=5))
+
+
+def migrate_by_an_adjustment(capsys, user_id: str) -> None:
+    adjustments.adjust(user_id, "monthly", 3, "first change", "test")
+
+
+@pytest.mark.parametrize("balance", [0, 30])
+@pytest.mark.parametrize("migrate", [migrate_by_command, migrate_by_a_grant, migrate_by_an_adjustment],
+                         ids=["credits migrate", "a grant first", "an adjustment first"])
+def test_a_migrated_legacy_document_is_no_drift_however_it_was_migrated(db, capsys, migrate, balance):
+    db.collection(collections.USERS).document("old").set(
+        {"user_id": "old", "balance": balance, "total_earned": 10 + balance, "total_spent": 10})
+    migrate(capsys, "old")
+    doc = user_doc(db, "old")
+    assert "balance" not in doc
+    # Whichever write migrates it keeps the totals from before the ledger as its baseline.
+    assert (doc["legacy_total_earned"], doc["legacy_total_spent"]) == (10 + balance, 10)
+    run = credits(capsys, "reconcile", "--json", "--no-progress")
+    assert run.code == 0 and run.json["drift"] == [], run.out
+    adjustments.adjust("old", "permanent", 4, "later", "test")
+    spending.spend("old", 2, "work")
+    assert credits(capsys, "reconcile", "--fix", "--yes", "--no-progress", "--operator", "ops").code == 0
+    assert credits(capsys, "reconcile", "--json", "--no-progress").json["drift"] == []
+
+
 def test_a_change_landing_between_the_two_streams_is_not_reported(db, capsys, monkeypatch):
     adjustments.adjust("busy", "permanent", 100, "seed", "test")
     real = scans.transactions_by_user

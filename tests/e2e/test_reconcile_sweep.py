@@ -29,9 +29,9 @@ def compared(monkeypatch):
     seen: list[str] = []
     real = reconciliation._check
 
-    def spy(report, user_id, data, sums):
+    def spy(report, user_id, *rest):
         seen.append(user_id)
-        return real(report, user_id, data, sums)
+        return real(report, user_id, *rest)
 
     monkeypatch.setattr(reconciliation, "_check", spy)
     return seen

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from shared.ledger import accounts, codec
+from shared.ledger.models import TransactionType
 from shared.operations.migration_rules import LEGACY_EARNED, LEGACY_SPENT, MigrationAction, decide_migration
 from shared.operations.reconcile_rules import LedgerSums, compare
 from shared.operations.usage_rules import aggregate_usage, usage_totals
@@ -64,6 +66,27 @@ def test_the_legacy_baseline_is_added_to_the_ledgers_totals():
     doc = {"credits_monthly": 0, "credits_permanent": 40, "total_earned": 90, "total_spent": 50,
            LEGACY_EARNED: 90, LEGACY_SPENT: 50}
     assert compare("u", doc, sums(("permanent", "migration", 40))) == []
+
+
+def test_a_function_migrating_a_zero_balance_keeps_the_legacy_totals_as_the_baseline_and_reconciles():
+    legacy = {"user_id": "u", "balance": 0, "total_earned": 10, "total_spent": 10}
+    account, migration = accounts.migrate(codec.read_account("u", legacy))
+    assert migration == []  # a balance of 0 leaves no `migration` record
+    after = accounts.apply(account, [accounts.grant(TransactionType.PROMO_GRANT, 5, "promo")])
+    doc = codec.user_document(after, datetime(2026, 1, 1, tzinfo=timezone.utc), stored=legacy)
+    assert (doc[LEGACY_EARNED], doc[LEGACY_SPENT], doc["total_earned"]) == (10, 10, 15)
+    assert compare("u", doc, sums(("permanent", "promo_grant", 5))) == []
+    # Without the baseline nothing in the document or the ledger says the 10 predate the ledger.
+    bare = {k: v for k, v in doc.items() if k not in (LEGACY_EARNED, LEGACY_SPENT)}
+    assert {d.field for d in compare("u", bare, sums(("permanent", "promo_grant", 5)))} == {"total_earned", "total_spent"}
+
+
+def test_only_a_write_over_a_legacy_document_adds_a_baseline():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    two_pools = {"user_id": "u", "credits_monthly": 0, "credits_permanent": 3, "total_earned": 3, "total_spent": 0}
+    doc = codec.user_document(codec.read_account("u", two_pools), now, stored=two_pools)
+    assert LEGACY_EARNED not in doc and LEGACY_SPENT not in doc
+    assert LEGACY_EARNED not in codec.user_document(codec.read_account("u", None), now, stored=None)
 
 
 def test_usage_counts_each_day_and_pool_and_every_day_has_a_row():

@@ -1,4 +1,5 @@
-"""`credits reconcile`: every user's pools and totals checked against their transactions."""
+"""`credits reconcile`: every user's pools and totals, and the documents derived from their
+transactions (give-back totals, holds, add-on payments), checked against their transactions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TextIO
 
 from shared.common import errors
 from shared.operations import corrections, reconciliation
-from shared.operations.reconcile_rules import correction
+from shared.operations.reconcile_rules import ACCOUNT, RECORD, Drift, correction
 
 from ..common import EXIT_OK, EXIT_PROBLEMS, add_command, login
 from ..output import Progress, emit_json, write_table
@@ -17,14 +18,17 @@ def add_parser(subparsers):
     p = add_command(
         subparsers,
         "reconcile",
-        help="check every user's pools and totals against their transactions",
+        help="check every user's pools, totals, refunds, holds and payments against their transactions",
         description=(
             "Stream every user and every transaction (ordered by user) and compare each pool, and the "
-            "totals, with the records. Drift is re-checked with a consistent read of that user before it "
-            "is reported. Exit code 1 if any drift is found. --fix prints, for each pool that drifted, the "
-            "ledger correction that would make the records explain the stored pool (an `adjustment` record "
-            "of stored - ledger; the pool is not changed); --fix --yes writes them, one commit per user, each "
-            "at most once. Totals and other drift are reported, never corrected."
+            "totals, with the records; and each spend's refunded totals (spend_refunds), each hold "
+            "(credit_holds) and each add-on payment (stripe_payments) with the records derived from them. "
+            "Each drift names its kind: account, record, spend_refunds, hold or payment. Drift is re-checked "
+            "with a consistent read of that user before it is reported. Exit code 1 if any drift is found. "
+            "--fix prints, for each pool that drifted, the ledger correction that would make the records "
+            "explain the stored pool (an `adjustment` record of stored - ledger; the pool is not changed); "
+            "--fix --yes writes them, one commit per user, each at most once. Totals, debts and derived "
+            "documents are reported, never corrected."
         ),
     )
     p.add_argument("--fix", action="store_true", help="print the ledger corrections of pool drift (writes nothing)")
@@ -62,9 +66,9 @@ def run(args, out: TextIO, err: TextIO) -> int:
         emit_json(out, body)
     else:
         if report.drift:
-            rows = [[d.user_id, d.field, d.stored, d.ledger, d.difference, d.note] for d in report.drift]
+            rows = [[d.user_id, _field(d), d.stored, d.ledger, d.difference, _note(d)] for d in report.drift]
             write_table(out, ["user_id", "field", "stored", "ledger", "difference", "note"], rows, end="\n\n",
-                        wrap=["note"])
+                        wrap=["field", "note"])
         users_with_drift = len({d.user_id for d in report.drift})
         out.write(
             f"{report.users} users, {report.transactions} transactions, {report.legacy_users} legacy (not yet migrated); "
@@ -74,10 +78,21 @@ def run(args, out: TextIO, err: TextIO) -> int:
         if args.fix:
             _print_fixes(out, fixes, made, len(report.drift) - len(fixes), args.yes)
     if args.yes:
-        # Done once every drift is corrected; totals and other drift still need a person.
+        # Done once every drift is corrected; totals, debts and derived documents still need a person.
         fixed = sum(m.outcome in (corrections.WRITTEN, corrections.ALREADY_MADE) for m in made)
         return EXIT_OK if fixed == len(report.drift) else EXIT_PROBLEMS
     return EXIT_PROBLEMS if report.drift else EXIT_OK
+
+
+def _field(drift: Drift) -> str:
+    # A derived document's field is named with its kind (`hold.captured`), so the table needs no
+    # column more; the user document's fields keep their own names.
+    return drift.field if drift.kind in (ACCOUNT, RECORD) else f"{drift.kind}.{drift.field}"
+
+
+def _note(drift: Drift) -> str:
+    """The note, after the spend key, hold id, payment or source it is about."""
+    return f"{drift.subject}: {drift.note}" if drift.subject else drift.note
 
 
 def _print_fixes(out: TextIO, fixes, made, unfixable: int, yes: bool) -> None:
@@ -96,4 +111,5 @@ def _print_fixes(out: TextIO, fixes, made, unfixable: int, yes: bool) -> None:
         out.write(f"would write {len(fixes)} ledger corrections (adjustment records of stored - ledger; pools "
                   "unchanged);\nrun again with --fix --yes to write them\n")
     if unfixable:
-        out.write(f"{unfixable} drifts (totals, debts, missing or legacy documents) are not corrected by --fix\n")
+        out.write(f"{unfixable} drifts (totals, debts, missing or legacy documents, refunds, holds, payments) "
+                  "are not corrected by --fix\n")
