@@ -33,7 +33,7 @@ locals {
     ledger_drift = {
       message       = "ledger drift"
       description   = "Users whose pools differ from their transactions, found by the scheduled reconcile or credits reconcile."
-      documentation = "The scheduled reconcile (POST /sweep/reconcile) or `credits reconcile` found a user whose pool or totals differ from the sum of their transaction records (confirmed by a consistent re-read); the log line names the user and field. Run `credits reconcile` to see every drift; after finding the cause, `credits reconcile --fix` proposes ledger corrections of pool drift. `credits health` shows the last scheduled pass."
+      documentation = "The scheduled reconcile (POST /sweep/reconcile) or `credits reconcile` found a user whose pool or totals differ from the sum of their transaction records, or whose spend refund totals, holds or add-on payments disagree with their records (confirmed by a consistent re-read); the log line names the user, the kind of drift, its subject and field. Run `credits reconcile` to see every drift; after finding the cause, `credits reconcile --fix` proposes ledger corrections of pool drift (other kinds are reported, never corrected). `credits health` shows the last scheduled pass."
     }
   }
 }
