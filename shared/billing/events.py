@@ -10,7 +10,7 @@ Rules enforced here:
   subscription; a Dispute names its `charge`, `payment_intent` and `status`;
 - a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
 - ids are taken as sent (never stripped); an id that is not usable text (a control character, a
-  lone surrogate) and a number outside what Stripe can send (a time before 1970 or after 9999, a
+  lone surrogate) or cannot be a Firestore map key (`__x__`, over 1,500 bytes), and a number outside what Stripe can send (a time before 1970 or after 9999, a
   quantity over a million, an amount beyond 2**53) make the event `CannotApply`, kept with the
   reason, instead of reaching a document;
 - an envelope that is not a Stripe event is `InvalidPayload`; an event of a handled type whose
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..common.errors import CannotApply, InvalidPayload
-from ..common.validation import text_problem
+from ..common.validation import map_key_problem, text_problem
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ MAX_MINOR_UNITS = 2**53
 def _str(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not value:
         return None
-    problem = text_problem(value)
+    # Ids become map keys on the user document (subscriptions, what a charge or dispute is owed):
+    # one Firestore could not store would fail the commit, so the event is kept instead.
+    problem = map_key_problem(value)
     if problem:
         raise CannotApply(f"the event names an id that {problem}: {value[:60]!r}")
     return value

@@ -75,6 +75,10 @@ def verify_signature(payload: Union[bytes, str], header: Optional[str]) -> None:
             problem = str(exc).split(".")[0]
         except UnicodeDecodeError:
             raise InvalidSignature("the body is not UTF-8, so it cannot carry a valid signature") from None
+        except TypeError:
+            # The library compares signatures with `hmac.compare_digest`, which refuses non-ASCII
+            # text: a header no secret can have signed, from anyone, on a public endpoint.
+            raise InvalidSignature("the Stripe-Signature holds a character a signature cannot hold") from None
     raise InvalidSignature(f"the Stripe-Signature does not verify: {problem}")
 
 

@@ -42,6 +42,19 @@ def storable(value: Any) -> Any:
     return value
 
 
+# Firestore refuses a map key over 1,500 bytes, and reserves keys of the form `__x__`.
+MAX_MAP_KEY_BYTES = 1500
+
+
+def map_key_problem(value: str) -> Optional[str]:
+    """Why `value` cannot be a key of a Firestore map (or a field name), or None."""
+    if value.startswith("__") and value.endswith("__") and len(value) >= 4:
+        return "is a name Firestore reserves"
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_MAP_KEY_BYTES:
+        return f"is over {MAX_MAP_KEY_BYTES} bytes"
+    return text_problem(value)
+
+
 def path_id_problem(value: str) -> Optional[str]:
     """Why `value` cannot name a document, or None."""
     if "/" in value:

@@ -146,3 +146,34 @@ def test_a_missing_catalog_file_or_webhook_secret_fails_the_start(stripe_config,
     with pytest.raises(ConfigurationError, match="STRIPE_WEBHOOK_SECRET"):
         function_app("stripe_webhook")
     settings.reset()
+
+
+@pytest.mark.parametrize("signature", ["é", "abc\u2603def", "\U0001f600" * 64])
+def test_a_signature_with_a_character_no_signature_can_hold_is_400_and_writes_nothing(webhook, db, signature):
+    payload = json.dumps(renewal_event())
+    response = webhook.post(payload, f"t={int(time.time())},v1={signature}")
+    assert_refused(response, "invalid_signature")
+    assert "character" in response.get_json()["error"]["message"]
+    assert dump(db) == {}
+
+
+UNSTORABLE_IDS = ["__sub__", "s" * 1501, "\u00e9" * 751]
+
+
+@pytest.mark.parametrize("bad_id", UNSTORABLE_IDS, ids=["reserved", "over-1500-ascii", "over-1500-bytes"])
+def test_a_signed_event_whose_subscription_id_cannot_be_a_map_key_is_kept_unapplied(webhook, db, bad_id):
+    line = sf.invoice_line("current", "price_pro_monthly", sf.period(1), bad_id)
+    event = sf.event("invoice.paid", sf.invoice("current", "subscription_create", [line], bad_id, "cus_sig", "sig-user"))
+    assert webhook.outcome(event) == "unapplied"
+    kept = db.document(f"webhook_unapplied/{event['id']}").get().to_dict()
+    assert "id that is" in kept["reason"] and kept["raw"]
+    assert db.document("users_credits/sig-user").get().to_dict() is None
+
+
+@pytest.mark.parametrize("bad_id", UNSTORABLE_IDS[:2], ids=["reserved", "over-1500-ascii"])
+def test_a_signed_refund_or_dispute_whose_id_cannot_be_a_map_key_is_kept_unapplied(webhook, db, bad_id):
+    refund = sf.event("charge.refunded", sf.charge(bad_id, "pi_sig", 1000, 1000, "cus_sig"))
+    dispute = sf.event("charge.dispute.created", sf.dispute(bad_id, "ch_sig", "pi_sig", 1000, "needs_response"))
+    for event in (refund, dispute):
+        assert webhook.outcome(event) == "unapplied"
+        assert "id that is" in db.document(f"webhook_unapplied/{event['id']}").get().to_dict()["reason"]
