@@ -203,3 +203,30 @@ def test_a_batch_of_grants_whose_commit_has_not_landed_is_fenced_and_redelivered
     for user in ("pa", "pb", "pc"):
         assert user_doc(db, user)["credits_permanent"] == 5
         assert_ledger_invariant(db, user)
+
+
+def test_a_batch_whose_first_user_was_granted_earlier_is_not_judged_landed_by_that_older_grant(db, lost_commits):
+    import base64
+
+    from tests.support.functions import function_app
+
+    client = function_app("promo_grant").test_client()
+
+    def push(user_ids, message_id):
+        data = ('{"grant_id": "older-grant", "user_ids": %s, "amount": 5}' % str(user_ids).replace("'", '"')).encode()
+        return {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id}, "subscription": "s"}
+
+    # An earlier delivery granted the first user alone: their grant record exists.
+    assert client.post("/", json=push(["qa"], "m-first")).status_code == 200
+    lost_commits.arm()
+    first = client.post("/", json=push(["qa", "qb", "qc"], "m-all"))
+    assert first.status_code in (200, 503), first.get_data(as_text=True)
+    if first.status_code == 503:
+        assert client.post("/", json=push(["qa", "qb", "qc"], "m-all")).status_code == 200  # the redelivery
+    with pytest.raises((gexc.FailedPrecondition, gexc.AlreadyExists)):
+        lost_commits.send_late()  # the held batch can never land now
+    for user in ("qa", "qb", "qc"):
+        grants = [r for r in records_of(db, user) if r["type"] == "promo_grant"]
+        assert [r["amount"] for r in grants] == [5], (user, grants)
+        assert user_doc(db, user)["credits_permanent"] == 5
+        assert_ledger_invariant(db, user)
