@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import IO, Iterator, Mapping, Optional
 
 from tests.support.emulators import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
+# The last lines of a function's output, kept to explain a function that exits.
+OUTPUT_TAIL_LINES = 200
+
+
+def _drain(stream: IO[bytes], tail: collections.deque) -> None:
+    """Read the function's output as it comes: unread, it would fill the pipe and block the function."""
+    with stream:
+        for line in iter(stream.readline, b""):
+            tail.append(line)
 
 
 @contextlib.contextmanager
@@ -32,11 +43,15 @@ def serve_function(
             "--source", source or str(ROOT / "functions" / name / "main.py")]
     process = subprocess.Popen(args, env=full_env, cwd=cwd or ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
+    tail: collections.deque = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+    reader = threading.Thread(target=_drain, args=(process.stdout, tail), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited: {process.stdout.read().decode(errors='replace')}")
+                reader.join(timeout=5)
+                raise RuntimeError(f"{name} exited: {b''.join(tail).decode(errors='replace')}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
@@ -50,3 +65,5 @@ def serve_function(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        reader.join(timeout=5)
