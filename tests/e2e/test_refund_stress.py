@@ -30,12 +30,12 @@ from threading import Barrier
 
 import requests
 
-from shared.store import collections
+from shared.ledger import collections
 from tests.support.emulators import PROJECT
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 from tests.support.servers import serve_function
 
-ROUNDS = 40
+ROUNDS = 150
 ROUND_TIME_BUDGET_S = 60.0
 PROCESSES = 4
 SPENDS_PER_ROUND = 3
