@@ -29,7 +29,7 @@ from ..common.errors import CreditsError
 from ..ledger import collections
 from ..ledger.change import Change, Snapshot
 from . import outcome, wire
-from .client import RPC_TIMEOUT_S, client, faults, utcnow
+from .client import client, deadline, faults, utcnow
 from .commit import change_user, creates_every_read, decide_settled, snapshot_of
 from .known import Version
 from .pipeline import Sent, new_batch, send, stage
@@ -262,7 +262,7 @@ def _read_users(db, part: list[tuple[int, UserChange]], operation: str) -> dict[
     """One batched read of a slice's user documents, by item index."""
     refs = {index: db.document(collections.user(item.user_id)) for index, item in part}
     with faults(operation):
-        snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs.values(), timeout=RPC_TIMEOUT_S)}
+        snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs.values(), timeout=deadline())}
     return {index: snaps[ref.path] for index, ref in refs.items()}
 
 

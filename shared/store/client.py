@@ -2,7 +2,8 @@
 
 Rules enforced here:
 - the client is built on first use (never at import) and shared by the whole instance;
-- every call carries a deadline and no hidden retries (`retry=None`): the store decides;
+- every call carries the one deadline (`deadline()`) and no hidden retries (`retry=None`): the
+  store decides;
 - a fault that may heal becomes `Unavailable` (a 503 or a redelivery), logged once; a lost
   race (a precondition or a create-only write refused) is told apart from it; anything else is a
   bug and propagates.
@@ -50,6 +51,12 @@ def client() -> firestore.Client:
             "no Firestore to use: set FIRESTORE_EMULATOR_HOST (and GOOGLE_CLOUD_PROJECT) for the emulator, "
             "or GOOGLE_CLOUD_PROJECT with application-default credentials"
         ) from None
+
+
+def deadline(scale: float = 1.0) -> float:
+    """The deadline of a Firestore call: one setting, `RPC_TIMEOUT_S`, read at each call (a scan of
+    many documents gets a multiple of it)."""
+    return RPC_TIMEOUT_S * scale
 
 
 def utcnow() -> datetime:

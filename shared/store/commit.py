@@ -36,7 +36,7 @@ from ..common.errors import Unavailable
 from ..ledger import codec, collections, holds
 from ..ledger.change import Change, Snapshot
 from . import known, outcome, wire
-from .client import RPC_TIMEOUT_S, TRANSIENT, client, unavailable, utcnow
+from .client import TRANSIENT, client, deadline, unavailable, utcnow
 from .pipeline import Sent, new_batch, send, stage
 
 R = TypeVar("R")
@@ -160,12 +160,12 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
     db = client()
     uref = db.document(collections.user(user_id))
     refs = [uref] + [db.document(path) for path in paths]
-    deadline = time.monotonic() + RACE_BUDGET_S
+    give_up_at = time.monotonic() + RACE_BUDGET_S
     for attempt in range(MAX_ATTEMPTS):
-        if attempt and time.monotonic() > deadline:
+        if attempt and time.monotonic() > give_up_at:
             break
         try:
-            snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs, timeout=RPC_TIMEOUT_S)}
+            snaps = {snap.reference.path: snap for snap in wire.get_all(db, refs, timeout=deadline())}
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
         user_snap = snaps[uref.path]

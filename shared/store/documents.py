@@ -16,7 +16,7 @@ from typing import Any, Optional
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from .client import RPC_TIMEOUT_S, client, faults
+from .client import client, deadline, faults
 
 
 def increment(amount: int) -> Any:
@@ -27,14 +27,14 @@ def increment(amount: int) -> Any:
 def read(path: str) -> Optional[dict[str, Any]]:
     """One document by path, or None."""
     with faults("read_document"):
-        snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
+        snap = client().document(path).get(retry=None, timeout=deadline())
     return snap.to_dict() if snap.exists else None
 
 
 def read_versioned(path: str) -> Optional[tuple[dict[str, Any], datetime]]:
     """One document and its update time (its version), or None."""
     with faults("read_document"):
-        snap = client().document(path).get(retry=None, timeout=RPC_TIMEOUT_S)
+        snap = client().document(path).get(retry=None, timeout=deadline())
     return (snap.to_dict(), snap.update_time) if snap.exists else None
 
 
@@ -42,7 +42,7 @@ def create(path: str, data: dict[str, Any]) -> bool:
     """Create the document; False (and nothing written) if it exists already."""
     try:
         with faults("create_document"):
-            client().document(path).create(data, retry=None, timeout=RPC_TIMEOUT_S)
+            client().document(path).create(data, retry=None, timeout=deadline())
         return True
     except gexc.AlreadyExists:
         return False
@@ -51,7 +51,7 @@ def create(path: str, data: dict[str, Any]) -> bool:
 def put(path: str, data: dict[str, Any], merge: bool = False) -> None:
     """Write the document whole (or merge its fields); for bookkeeping that is idempotent."""
     with faults("put_document"):
-        client().document(path).set(data, merge=merge, retry=None, timeout=RPC_TIMEOUT_S)
+        client().document(path).set(data, merge=merge, retry=None, timeout=deadline())
 
 
 def update_if_unchanged(path: str, fields: dict[str, Any], version: datetime) -> bool:
@@ -59,7 +59,7 @@ def update_if_unchanged(path: str, fields: dict[str, Any], version: datetime) ->
     try:
         with faults("update_document"):
             client().document(path).update(
-                fields, option=client().write_option(last_update_time=version), retry=None, timeout=RPC_TIMEOUT_S
+                fields, option=client().write_option(last_update_time=version), retry=None, timeout=deadline()
             )
         return True
     except (gexc.FailedPrecondition, gexc.NotFound):
@@ -68,7 +68,7 @@ def update_if_unchanged(path: str, fields: dict[str, Any], version: datetime) ->
 
 def delete(path: str) -> None:
     with faults("delete_document"):
-        client().document(path).delete(retry=None, timeout=RPC_TIMEOUT_S)
+        client().document(path).delete(retry=None, timeout=deadline())
 
 
 def read_many(paths: list[str], chunk: int = 300) -> dict[str, Optional[dict[str, Any]]]:
@@ -78,7 +78,7 @@ def read_many(paths: list[str], chunk: int = 300) -> dict[str, Optional[dict[str
     for start in range(0, len(paths), chunk):
         refs = [db.document(path) for path in paths[start : start + chunk]]
         with faults("read_documents"):
-            for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S):
+            for snap in db.get_all(refs, retry=None, timeout=deadline()):
                 if snap.exists:
                     found[snap.reference.path] = snap.to_dict()
     return found

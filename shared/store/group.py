@@ -34,7 +34,7 @@ from ..ledger import codec, collections
 from ..ledger.change import Change, Snapshot
 from . import commit, known, outcome, wire
 from .batch import MAX_BATCH_WRITES
-from .client import TRANSIENT, client, unavailable, utcnow
+from .client import TRANSIENT, client, deadline, unavailable, utcnow
 from .commit import decide_settled, snapshot_of
 from .pipeline import Sent, new_batch, send, stage
 
@@ -124,7 +124,7 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         paths = list(dict.fromkeys(path for ask in asks for path in ask.paths))
         try:
             snaps = {snap.reference.path: snap for snap in
-                     wire.get_all(db, [uref] + [db.document(path) for path in paths], timeout=commit.RPC_TIMEOUT_S)}
+                     wire.get_all(db, [uref] + [db.document(path) for path in paths], timeout=deadline())}
         except TRANSIENT as exc:
             error = unavailable(exc, operation)
             for ask in asks:

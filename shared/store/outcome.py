@@ -36,7 +36,7 @@ from ..common import log
 from ..common.errors import Unavailable
 from ..ledger import codec, collections
 from ..ledger.accounts import Account
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, utcnow
+from .client import RACE_LOST, TRANSIENT, client, deadline, utcnow
 
 CHANGE_ID = "change_id"
 RESOLVE_BUDGET_S = 30.0
@@ -80,9 +80,9 @@ def resolve(user_path: str, expected: Optional[Any], change_id: str, operation: 
     """
     db = client()
     refs = [db.document(user_path), db.document(collections.commit_witness(change_id))]
-    deadline = time.monotonic() + RESOLVE_BUDGET_S
+    give_up_at = time.monotonic() + RESOLVE_BUDGET_S
     attempt = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < give_up_at:
         attempt += 1
         try:
             outcome = _resolve_once(db, refs, expected, change_id)
@@ -100,7 +100,7 @@ def resolve(user_path: str, expected: Optional[Any], change_id: str, operation: 
 
 
 def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
-    snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=RPC_TIMEOUT_S)}
+    snaps = {snap.reference.path: snap for snap in db.get_all(refs, retry=None, timeout=deadline())}
     current = snaps[refs[0].path]
     data = current.to_dict() if current.exists else None
     if (data or {}).get(CHANGE_ID) == change_id or snaps[refs[1].path].exists:
@@ -112,10 +112,10 @@ def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
         # The commit would have created the document: creating it first (with no credits) fences it.
         user_id = collections.document_id(refs[0].path)
         refs[0].create({**codec.user_document(Account(user_id), utcnow()), **fence}, retry=None,
-                       timeout=RPC_TIMEOUT_S)
+                       timeout=deadline())
         return Outcome.FENCED
     if not current.exists or current.update_time != expected:
         return Outcome.MOVED
     refs[0].update(fence, option=db.write_option(last_update_time=expected), retry=None,
-                   timeout=RPC_TIMEOUT_S)
+                   timeout=deadline())
     return Outcome.FENCED

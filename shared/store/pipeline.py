@@ -22,7 +22,7 @@ Rules enforced here:
   create-only write failed: nothing written), MOVED (its reply was lost and another change
   won: nothing written, decide again); a fault before the commit, or a lost reply fenced off
   for good, raises `Unavailable`; an outcome that could not be learned raises `OutcomeUnknown`;
-- one deadline (`client.RPC_TIMEOUT_S`) and no hidden retry on every call.
+- one deadline (`client.deadline()`) and no hidden retry on every call.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from google.cloud import firestore
 from ..ledger import codec, collections
 from ..ledger.change import Change
 from . import outcome, wire
-from .client import RACE_LOST, RPC_TIMEOUT_S, TRANSIENT, client, unavailable
+from .client import RACE_LOST, TRANSIENT, client, deadline, unavailable
 
 # How long a witness is kept: far longer than any commit's outcome takes to resolve
 # (`outcome.RESOLVE_BUDGET_S`); Firestore's TTL policy deletes it after (terraform).
@@ -125,7 +125,7 @@ def send(batch: wire.Batch, user_path: str, expected: Optional[Any], change_id: 
     version it names (None: absent): a lost reply is resolved there (`outcome.resolve`).
     """
     try:
-        return Sent.LANDED, batch.commit(retry=None, timeout=RPC_TIMEOUT_S)
+        return Sent.LANDED, batch.commit(retry=None, timeout=deadline())
     except RACE_LOST + (gexc.NotFound,):
         return Sent.REFUSED, None
     except outcome.AMBIGUOUS as exc:

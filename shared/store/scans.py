@@ -19,7 +19,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from ..ledger import collections
-from .client import RPC_TIMEOUT_S, TRANSIENT, client, faults, unavailable
+from .client import TRANSIENT, client, deadline, faults, unavailable
 
 SCAN_PAGE_SIZE = 500
 SCAN_ATTEMPTS = 4
@@ -41,13 +41,13 @@ def list_transactions(
     if after is not None:
         query = query.start_after({"created_at": after[0], "transaction_id": after[1]})
     with faults("list_transactions"):
-        return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=RPC_TIMEOUT_S)]
+        return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=deadline())]
 
 
 def _page(query, what: str) -> list[Any]:
     for attempt in range(SCAN_ATTEMPTS):
         try:
-            return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S * 3))
+            return list(query.stream(retry=None, timeout=deadline(3)))
         except TRANSIENT as exc:
             if attempt == SCAN_ATTEMPTS - 1:
                 raise unavailable(exc, what) from exc
@@ -82,7 +82,7 @@ def user_pages(
 def count_users() -> int:
     """How many `users_credits` documents exist (one aggregation read)."""
     with faults("count_users"):
-        result = client().collection(collections.USERS).count().get(retry=None, timeout=RPC_TIMEOUT_S * 3)
+        result = client().collection(collections.USERS).count().get(retry=None, timeout=deadline(3))
     return int(result[0][0].value)
 
 
@@ -177,7 +177,7 @@ def documents(collection: str, field: Optional[str] = None, value: Any = None,
     if limit is not None:
         query = query.limit(limit)
     with faults(f"documents:{collection}"):
-        return list(query.stream(retry=None, timeout=RPC_TIMEOUT_S))
+        return list(query.stream(retry=None, timeout=deadline()))
 
 
 def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
@@ -204,6 +204,6 @@ def aggregate(collection: str, filters: tuple[tuple[str, str, Any], ...] = (),
     if sum_of is not None:
         aggregation = aggregation.sum(sum_of, alias="sum")
     with faults(f"aggregate:{collection}"):
-        result = aggregation.get(retry=None, timeout=RPC_TIMEOUT_S * 3)
+        result = aggregation.get(retry=None, timeout=deadline(3))
     values = {item.alias: item.value for item in result[0]}
     return int(values["count"]), int(values.get("sum") or 0)

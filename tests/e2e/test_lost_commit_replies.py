@@ -18,7 +18,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from shared.common import settings
-from shared.store import commit, wire
+from shared.store import client as store_client
+from shared.store import wire
 from tools.local import stripe_events as sf
 from tests.support.ledger import assert_ledger_invariant, records_of, seed, user_doc
 from tests.support.stall_proxy import StallProxy
@@ -57,7 +58,7 @@ def stalls(firestore_emulator, db, monkeypatch):
         return real_commit(self, *args, **kwargs)
 
     monkeypatch.setattr(wire.Batch, "commit", commit_with_stall)
-    monkeypatch.setattr(commit, "RPC_TIMEOUT_S", DEADLINE_S)
+    monkeypatch.setattr(store_client, "RPC_TIMEOUT_S", DEADLINE_S)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
     settings.reset()
     yield stalls
@@ -72,11 +73,15 @@ def spent(db, user_id: str) -> int:
     return -sum(r["amount"] for r in records_of(db, user_id) if r["type"] == "spent")
 
 
-def test_a_spend_whose_reply_is_lost_answers_200_because_it_landed(spend_client, db, stalls):
+def test_a_spend_whose_reply_is_lost_answers_200_because_it_landed(spend_client, db, stalls, capsys):
     seed("ava", permanent=10)
     stalls.next_commit("reply")
+    capsys.readouterr()
     response = spend_client.post("/spend", json={"user_id": "ava", "amount": 3})
     assert response.status_code == 200, response.get_data(as_text=True)
+    # The reply really was lost past the deadline, and the witness told that the commit landed.
+    assert '"message":"commit outcome resolved"' in (logged := capsys.readouterr().out)
+    assert '"outcome":"landed"' in logged
     assert response.get_json()["balance"]["balance"] == 7
     time.sleep(STALL_S)
     assert spent(db, "ava") == 3 and user_doc(db, "ava")["credits_permanent"] == 7
