@@ -10,7 +10,8 @@ Rules enforced here:
   subscription; a Dispute names its `charge`, `payment_intent` and `status`;
 - a field that may be expanded (a price, a subscription) is read as an id or as an object's `id`;
 - ids are taken as sent (never stripped); an id that is not usable text (a control character, a
-  lone surrogate) or cannot be a Firestore map key (`__x__`, over 1,500 bytes), and a number outside what Stripe can send (a time before 1970 or after 9999, a
+  lone surrogate), an id that becomes a map key (a subscription, charge or dispute id) that
+  Firestore cannot store as one (`__x__`, over 1,500 bytes), and a number outside what Stripe can send (a time before 1970 or after 9999, a
   quantity over a million, an amount beyond 2**53) make the event `CannotApply`, kept with the
   reason, instead of reaching a document;
 - an envelope that is not a Stripe event is `InvalidPayload`; an event of a handled type whose
@@ -120,9 +121,17 @@ MAX_MINOR_UNITS = 2**53
 def _str(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not value:
         return None
-    # Ids become map keys on the user document (subscriptions, what a charge or dispute is owed):
-    # one Firestore could not store would fail the commit, so the event is kept instead.
-    problem = map_key_problem(value)
+    problem = text_problem(value)
+    if problem:
+        raise CannotApply(f"the event names an id that {problem}: {value[:60]!r}")
+    return value
+
+
+def _key(value: Optional[str]) -> Optional[str]:
+    """An id that becomes a map key (a subscription on the user document, a charge or dispute in
+    what is owed and claimed): one Firestore cannot store would fail the commit, so the event is
+    kept instead."""
+    problem = map_key_problem(value) if value is not None else None
     if problem:
         raise CannotApply(f"the event names an id that {problem}: {value[:60]!r}")
     return value
@@ -216,10 +225,10 @@ def invoice(obj: Mapping[str, Any]) -> Invoice:
         raise CannotApply("the event's object is not an invoice with an id")
     details = _dict(_dict(obj.get("parent")).get("subscription_details"))
     if details:
-        subscription_id, metadata = _ref(details.get("subscription")), details.get("metadata")
+        subscription_id, metadata = _key(_ref(details.get("subscription"))), details.get("metadata")
     else:
         # Before 2025-03-31 the subscription and its metadata sat on the invoice itself.
-        subscription_id = _ref(obj.get("subscription"))
+        subscription_id = _key(_ref(obj.get("subscription")))
         metadata = _dict(obj.get("subscription_details")).get("metadata")
     lines = _dict(obj.get("lines")).get("data")
     return Invoice(
@@ -241,14 +250,14 @@ def checkout_session(obj: Mapping[str, Any]) -> CheckoutSession:
         mode=_str(obj.get("mode")),
         payment_status=_str(obj.get("payment_status")),
         customer_id=_ref(obj.get("customer")),
-        subscription_id=_ref(obj.get("subscription")),
+        subscription_id=_key(_ref(obj.get("subscription"))),
         user_id=_user_id({"user_id": obj.get("client_reference_id")}) or _user_id(obj.get("metadata")),
         payment_intent=_ref(obj.get("payment_intent")),
     )
 
 
 def charge(obj: Mapping[str, Any]) -> Charge:
-    charge_id = _str(obj.get("id"))
+    charge_id = _key(_str(obj.get("id")))
     amount = _bounded(obj.get("amount"), 0, MAX_MINOR_UNITS, "charge amount")
     refunded = _bounded(obj.get("amount_refunded"), 0, MAX_MINOR_UNITS, "charge amount_refunded")
     if charge_id is None or obj.get("object") not in (None, "charge"):
@@ -260,14 +269,14 @@ def charge(obj: Mapping[str, Any]) -> Charge:
 
 
 def dispute(obj: Mapping[str, Any]) -> Dispute:
-    dispute_id = _str(obj.get("id"))
+    dispute_id = _key(_str(obj.get("id")))
     if dispute_id is None or obj.get("object") not in (None, "dispute"):
         raise CannotApply("the event's object is not a dispute with an id")
-    return Dispute(dispute_id, _ref(obj.get("charge")), _ref(obj.get("payment_intent")), _str(obj.get("status")))
+    return Dispute(dispute_id, _key(_ref(obj.get("charge"))), _ref(obj.get("payment_intent")), _str(obj.get("status")))
 
 
 def subscription(obj: Mapping[str, Any]) -> Subscription:
-    subscription_id = _str(obj.get("id"))
+    subscription_id = _key(_str(obj.get("id")))
     if subscription_id is None or obj.get("object") not in (None, "subscription"):
         raise CannotApply("the event's object is not a subscription with an id")
     return Subscription(
