@@ -8,7 +8,9 @@ Rules enforced here:
 - `balance.low` fires when a change takes the balance from at least the threshold to below it,
   both sides compared with the new document's threshold (its `low_balance_threshold`, else the
   default), so it fires once per crossing and never for a change of the threshold alone; a
-  threshold of 0 or less means none;
+  threshold of 0 or less means none; both sides are the balance as `GET /balance` shows it at the
+  change's time, with expired holds counted as given back, so whether the hold sweep wrote their
+  release between two changes makes no difference to which `balance.low` events are published;
 - a deleted document publishes nothing (there is no balance or record left to show);
 - every message's `event_id` is derived from what identifies the change, never from the
   delivery, so every redelivery of the same change carries the same id:
@@ -29,7 +31,8 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ..common.errors import InvalidPayload
-from ..ledger.codec import stored_balance_view, transaction_view
+from ..ledger.codec import balance_view, stored_balance_view, transaction_view
+from ..ledger.holds import effective_account
 from ..ledger.models import iso_z
 
 TRANSACTIONS = "credits_transactions"
@@ -111,7 +114,7 @@ def balance_messages(
     change = f"{USERS}/{user_id}@{_stamp(update_time)}"
     messages = [Message(BALANCE_UPDATED, user_id, f"{BALANCE_UPDATED}:{change}", new)]
     threshold = threshold_of(value, default_threshold)
-    if threshold > 0 and old["balance"] >= threshold > new["balance"]:
+    if threshold > 0 and _effective(user_id, old_value, update_time) >= threshold > _effective(user_id, value, update_time):
         low = {
             "user_id": user_id,
             "balance": new["balance"],
@@ -121,6 +124,13 @@ def balance_messages(
         }
         messages.append(Message(BALANCE_LOW, user_id, f"{BALANCE_LOW}:{change}", low))
     return messages
+
+
+def _effective(user_id: str, data: Optional[Mapping[str, Any]], at: Optional[datetime]) -> int:
+    """The balance `GET /balance` would show for `data` at `at`: expired holds count as given back."""
+    if at is None:
+        return stored_balance_view(user_id, dict(data) if data else None)["balance"]
+    return balance_view(effective_account(user_id, dict(data) if data else None, at), None)["balance"]
 
 
 def messages_for(

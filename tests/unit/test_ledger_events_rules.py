@@ -130,3 +130,39 @@ def test_bytes_that_are_not_a_document_event_are_refused():
         documents.decode(b"\xff\xfe\xfd")
     with pytest.raises(InvalidPayload):
         documents.decode(b"")
+
+
+def _held(permanent, hold, expires_at):
+    """A user document right after a hold of `hold` permanent credits, open until `expires_at`."""
+    entry = {"hold_id": "h1", "amount": hold, "description": "Hold", "created_at": T1, "expires_at": expires_at,
+             "drawn": [{"pool": "permanent", "amount": hold}]}
+    return doc(0, permanent - hold, open_holds={"h1key": entry}, total_spent=hold)
+
+
+def _low_events(changes, threshold=50):
+    """The balance.low events a sequence of (new document, update time) changes publishes."""
+    published, before = [], None
+    for value, at in changes:
+        published += [m.data["balance"] for m in rules.messages_for("users_credits/u1", value, before, at, threshold)
+                      if m.event_type == "balance.low"]
+        before = value
+    return published
+
+
+def test_balance_low_is_the_same_whether_or_not_the_sweep_released_an_expired_hold_in_between():
+    T0 = datetime(2026, 3, 1, 11, 0, tzinfo=timezone.utc)
+    held = _held(100, 60, expires_at=T1)  # 40 left: below 50, so the hold itself was a crossing
+    swept = doc(0, 100, total_spent=0)  # the sweep gave the 60 back at T1
+    spent = doc(0, 45, total_spent=55)  # then a spend of 55 (the same document either way)
+    later = datetime(2026, 3, 1, 12, 5, tzinfo=timezone.utc)
+
+    granted = doc(0, 100)
+    with_sweep = _low_events([(granted, T0), (held, T0), (swept, T1), (spent, later)])
+    without_sweep = _low_events([(granted, T0), (held, T0), (spent, later)])
+
+    assert with_sweep == without_sweep == [40, 45]
+
+
+def test_an_open_hold_not_yet_expired_counts_as_taken():
+    held = _held(100, 60, expires_at=T2)
+    assert _low_events([(doc(0, 100), T1), (held, T1)]) == [40]
