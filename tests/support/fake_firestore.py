@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 import time
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import google.auth.credentials
 from google.api_core import exceptions as gexc
@@ -246,7 +246,7 @@ class FakeFirestore:
 
     # -- the API -------------------------------------------------------------------------
 
-    def batch_get_documents(self, request=None, metadata=None, retry=None, timeout=None, **_: Any) -> list:
+    def batch_get_documents(self, request=None, metadata=None, retry=None, timeout=None, **_: Any) -> Iterator[Any]:
         request = _raw(request, firestore_types.BatchGetDocumentsRequest)
         with self._lock:
             self.reads += 1
@@ -260,7 +260,8 @@ class FakeFirestore:
                     replies.append(_BatchGetResponse(missing=name, read_time=read_time))
                 else:
                     replies.append(_BatchGetResponse(found=_copy(doc), read_time=read_time))
-        return [firestore_types.BatchGetDocumentsResponse.wrap(reply) for reply in replies]
+        # A stream, as the API's is: the library's single-document `get` takes `next()` of it.
+        return iter([firestore_types.BatchGetDocumentsResponse.wrap(reply) for reply in replies])
 
     def commit(self, request=None, metadata=None, retry=None, timeout=None, **_: Any):
         request = _raw(request, firestore_types.CommitRequest)
