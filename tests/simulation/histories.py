@@ -102,17 +102,15 @@ def generate(seed: int) -> History:
     return history
 
 
-def delivery_plan(history: History, rng: random.Random, faults: bool = True) -> list[Delivery]:
+def delivery_plan(history: History, rng: random.Random) -> list[Delivery]:
     """The history as it arrives: any order, some messages twice, some commits with faults."""
     messages = list(history.messages)
     rng.shuffle(messages)
     plan: list[Delivery] = []
     for message in messages:
-        fault = None
-        if faults:
-            fault = rng.choices([None, "lose_reply", "hold"], weights=[8, 1, 1])[0]
+        fault = rng.choices([None, "lose_reply", "hold"], weights=[8, 1, 1])[0]
         plan.append(Delivery(message, fault))
-        if faults and rng.random() < 0.25:
+        if rng.random() < 0.25:
             again = message.copy_with_new_id(rng) if message.kind == "stripe" and rng.random() < 0.5 else message
             plan.insert(rng.randint(0, len(plan)), Delivery(again))
     return plan

@@ -38,7 +38,7 @@ from shared.common.errors import CreditsError
 from shared.ledger import collections
 from shared.promotions import service as promotions
 from shared.promotions.schemas import PromoMessage
-from tests.simulation.histories import History, delivery_plan, generate, raw
+from tests.simulation.histories import Delivery, History, delivery_plan, generate, raw
 from tests.support.fake_firestore import FakeFirestore, install
 
 ROOT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "stripe_catalog.json")
@@ -106,9 +106,9 @@ def deliver(history: History, plan, fake: FakeFirestore) -> tuple[int, int]:
         except CreditsError as exc:
             assert exc.transient, f"seed {history.seed}: {delivery.message.label} refused: {exc}"
             # A 503: the sender delivers it again later, without the fault.
-            queue.insert(random.Random(rounds).randint(0, len(queue)), type(delivery)(delivery.message))
+            queue.insert(random.Random(rounds).randint(0, len(queue)), Delivery(delivery.message))
         finally:
-            fake._armed = None  # a fault armed for a commit that never came is not carried over
+            fake.disarm()  # a fault armed for a commit that never came is not carried over
         if fake.held:
             # The held request reaches Firestore late, after its sender was answered.
             requests = list(fake.held)
@@ -125,7 +125,7 @@ def deliver(history: History, plan, fake: FakeFirestore) -> tuple[int, int]:
 def run_history(seed: int, monkeypatch) -> None:
     history = generate(seed)
     monkeypatch.setattr(stripe_api, "checkout_line_items", lambda session_id: history.line_items[session_id])
-    in_order = [type(delivery_plan(history, random.Random(0), faults=False)[0])(m) for m in history.messages]
+    in_order = [Delivery(message) for message in history.messages]
     expected = deliver(history, in_order, install(FakeFirestore(), monkeypatch))
     plan = delivery_plan(history, random.Random(seed))
     got = deliver(history, plan, install(FakeFirestore(), monkeypatch))

@@ -213,6 +213,11 @@ class FakeFirestore:
     def lose_reply_of_next_commit(self) -> None:
         self._arm(("lose",))
 
+    def disarm(self) -> None:
+        """Forget a fault armed for a next commit that never came."""
+        with self._lock:
+            self._armed = None
+
     def hold_next_commit(self) -> None:
         self._arm(("hold",))
 
