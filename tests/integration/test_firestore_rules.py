@@ -247,8 +247,11 @@ def test_a_transaction_may_omit_pool_but_may_not_name_an_unknown_one(admin, as_u
 
 def test_the_functions_own_collections_are_closed_to_clients(admin, as_user):
     admin.put("/spend_idempotency/story-1", {"user_id": s("alice")})
+    admin.put("/credits_commits/c-1", {"change_id": s("c-1"), "user_id": s("alice")})
 
     assert as_user("alice").get("/spend_idempotency/story-1")[0] == 403
+    # A commit's witness names its user, but it is the kernel's bookkeeping, not the user's data.
+    assert as_user("alice").get("/credits_commits/c-1")[0] == 403
 
 
 def test_documents_written_by_the_spend_service_are_readable_by_their_owner(db, admin, as_user):
