@@ -157,7 +157,8 @@ def invoice_paid(event: Event) -> Handled:
         markers.append(applied("period", f"{invoice.subscription_id}:{period.start}"))
 
         def rule(facts: Facts) -> Decision:
-            return subscriptions.renew(facts.account.monthly, facts.state, plan, line.quantity, period)
+            return subscriptions.renew(facts.account.monthly, facts.state, plan, line.quantity, period,
+                                       facts.subscriptions)
 
     return _change(event, user_id, invoice.invoice_id, markers, rule, invoice.customer_id, invoice.subscription_id)
 
@@ -317,7 +318,7 @@ def subscription_paused(event: Event) -> Handled:
     user_id = resolve_user(subscription.user_id, subscription.customer_id)
 
     def rule(facts: Facts) -> Decision:
-        return subscriptions.pause(facts.account.monthly, facts.state, event.created)
+        return subscriptions.pause(facts.account.monthly, facts.state, event.created, facts.subscriptions)
 
     marker = applied("paused", f"{subscription.subscription_id}:{event.created}")
     return _change(event, user_id, event.id, [marker], rule, subscription.customer_id, subscription.subscription_id)

@@ -5,15 +5,20 @@ Rules enforced here:
   to the plan's `rollover_cap`; the forfeited remainder is one `monthly_expired` entry and the
   allowance one `subscription_grant` entry;
 - a subscription is renewed at most once per period; an invoice for a period that began before
-  the last one applied, or before the subscription ended, is `stale` and changes nothing;
+  the last one applied, or before the subscription ended, is `stale` and changes nothing; so is
+  one for a period that began before another subscription of the user's last renewed period
+  (the pool holds that one's credits, as delivery in creation order would have left it: a
+  replaced subscription's late first invoice does not reset the pool to the old plan);
 - an upgrade adds the new allowance less what was granted for the period last renewed, if that
   is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
 - a cancellation empties the monthly pool as one `monthly_expired` entry, unless another
   subscription of the user is active (not ended, not paused) and renewed for a period that
   goes past the end: that subscription's credits are in the pool, so nothing changes (`ignored`,
   the end is still remembered);
-- a pause empties the monthly pool once per pause (a `monthly_expired` entry); a resume changes
-  no credits, and the next paid renewal fills the pool again by the renewal rule;
+- a pause empties the monthly pool once per pause (a `monthly_expired` entry), unless another
+  subscription of the user is active and renewed past the pause (a subscription the user no
+  longer pays for, the cancellation's rule): then nothing changes (`ignored`, the pause is still
+  remembered); a resume changes no credits, and the next paid renewal fills the pool again;
 - a renewal, a pause and a cancellation reset the monthly pool (`resets_monthly`), whatever it held;
 - an allowance is the plan's `monthly_credits` times the line's quantity (seats).
 No I/O: these functions see numbers and return entries and the subscription's next state.
@@ -87,11 +92,18 @@ def allowance(plan: Plan, quantity: int) -> int:
     return plan.monthly_credits * max(quantity, 1)
 
 
-def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period) -> Decision:
-    """Reset (or roll over up to the cap) the monthly pool for a new period of the plan."""
+def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period,
+          others: Optional[Mapping[str, SubscriptionState]] = None) -> Decision:
+    """Reset (or roll over up to the cap) the monthly pool for a new period of the plan.
+
+    `others` are the user's other subscriptions: one renewed for a later period holds the pool.
+    """
     state = state or SubscriptionState()
     if state.canceled_at is not None and period.start < state.canceled_at:
         return Decision(STALE, reason="the period began before the subscription ended")
+    later = later_other(others or {}, period.start)
+    if later is not None:
+        return Decision(STALE, reason=f"subscription {later} was renewed for a later period: the monthly pool holds its credits")
     if state.period_start is not None:
         if period.start < state.period_start:
             return Decision(STALE, reason="a later period was already renewed")
@@ -144,6 +156,15 @@ def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, perio
     return Decision(APPLIED, (entry,), replace(state, price_id=plan.price_id, granted=new_allowance))
 
 
+def later_other(others: Mapping[str, SubscriptionState], start: int) -> Optional[str]:
+    """Another subscription whose last renewed period began after `start`, if any."""
+    for subscription_id in sorted(others):
+        other = others[subscription_id]
+        if other.period_start is not None and other.period_start > start:
+            return subscription_id
+    return None
+
+
 def active_other(others: Mapping[str, SubscriptionState], at: int) -> Optional[str]:
     """Another subscription that is active and renewed for a period ending after `at`, if any."""
     for subscription_id in sorted(others):
@@ -175,8 +196,12 @@ def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int,
     return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
 
 
-def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int) -> Decision:
-    """Empty the monthly pool once per pause, and remember that the subscription is paused."""
+def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int,
+          others: Optional[Mapping[str, SubscriptionState]] = None) -> Decision:
+    """Empty the monthly pool once per pause, and remember that the subscription is paused.
+
+    `others` are the user's other subscriptions: one that is active and renewed holds the pool.
+    """
     state = state or SubscriptionState()
     if state.canceled_at is not None:
         return Decision(STALE, reason="the subscription has ended")
@@ -185,6 +210,12 @@ def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int) -> D
     if state.resumed_at is not None and paused_at <= state.resumed_at:
         return Decision(STALE, reason="a later resume was already applied")
     new_state = replace(state, paused_at=paused_at)
+    holder = active_other(others or {}, paused_at)
+    if holder is not None:
+        return Decision(
+            IGNORED, (), new_state,
+            reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
+        )
     if monthly <= 0:
         return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
     entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription paused: monthly credits expired")

@@ -208,6 +208,39 @@ def test_a_plan_switch_by_a_second_subscription_survives_the_old_ones_deletion(w
     assert_ledger_invariant(db, "jay")
 
 
+def _replacement(customer: Customer):
+    """A second subscription (pro) that starts 5 days into the first one's first period."""
+    new = customer.with_subscription(f"sub_{customer.tag}_pro")
+    start = sf.period(1)["start"] + 5 * sf.DAY
+    line = sf.invoice_line("current", PRO, {"start": start, "end": start + sf.PERIOD}, new.subscription)
+    first = sf.event("invoice.paid", sf.invoice("current", "subscription_create", [line], new.subscription,
+                                                new.customer, customer.user_id, f"in_{customer.tag}_pro_1"))
+    return first, start
+
+
+def test_pausing_the_subscription_a_user_replaced_leaves_the_new_ones_credits(webhook, db):
+    kim = Customer("kimr")
+    first, start = _replacement(kim)
+    assert webhook.outcome(kim.renewal(1, STARTER)) == "applied"
+    assert webhook.outcome(first) == "applied"
+    assert pools(db, "kimr") == (1300, 0)  # 1,000 and the 300 the pro plan's cap rolls over
+    response = webhook.send(kim.paused(start + 2 * sf.DAY, STARTER))
+    assert response.get_json()["outcome"] == "ignored"
+    assert pools(db, "kimr") == (1300, 0)
+    assert_ledger_invariant(db, "kimr")
+
+
+def test_a_replaced_subscriptions_first_invoice_arriving_after_the_new_ones_is_stale(webhook, db):
+    lou = Customer("lour")
+    first, _ = _replacement(lou)
+    assert webhook.outcome(first) == "applied"
+    assert pools(db, "lour") == (1000, 0)
+    # In creation order the old plan's 300 came first and the new plan reset the pool after it.
+    assert webhook.outcome(lou.renewal(1, STARTER)) == "stale"
+    assert pools(db, "lour") == (1000, 0)
+    assert_ledger_invariant(db, "lour")
+
+
 def test_a_year_of_packs_refunds_and_disputes_keeps_the_ledger_and_reconciles(webhook, db, fake_stripe):
     kay = Customer("kay")
     deliveries = 0

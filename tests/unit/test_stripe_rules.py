@@ -142,6 +142,25 @@ def test_a_cancellation_empties_the_monthly_pool_once():
     assert renewals.cancel(0, None, 160).outcome == "ignored"
 
 
+def test_a_renewal_for_a_period_before_another_subscriptions_last_renewal_is_stale():
+    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
+    late_first_invoice = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
+    assert late_first_invoice.outcome == "stale" and not late_first_invoice.entries
+    assert "sub_new" in late_first_invoice.reason
+    # A period that begins after the other subscription's renews as usual (two live subscriptions).
+    assert renewals.renew(1000, None, BASIC, 1, Period(160, 260), replacement).outcome == "applied"
+
+
+def test_pausing_a_subscription_the_user_replaced_leaves_the_active_ones_pool_alone():
+    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
+    paused = renewals.pause(1300, SubscriptionState("price_basic", 100, 200, 300), 170, replacement)
+    assert paused.outcome == "ignored" and not paused.entries and not paused.resets_monthly
+    assert paused.state.paused_at == 170 and "sub_new" in paused.reason
+    # With no other subscription holding the pool, the pause empties it.
+    alone = renewals.pause(1300, SubscriptionState("price_basic", 100, 200, 300), 170, {})
+    assert [(e.type.value, e.amount) for e in alone.entries] == [("monthly_expired", -1300)]
+
+
 def test_the_renewal_line_is_the_plan_line_that_is_not_a_proration():
     old = sf.invoice_line("current", "price_basic", sf.period(1), "s", amount=-100, proration=True)
     new = sf.invoice_line("current", "price_pro", sf.period(2), "s")
