@@ -10,7 +10,9 @@ Rules enforced here:
   (the pool holds that one's credits, as delivery in creation order would have left it: a
   replaced subscription's late first invoice does not reset the pool to the old plan);
 - an upgrade adds the new allowance less what was granted for the period last renewed, if that
-  is positive; a downgrade (or no change) waits for the next renewal (`ignored`);
+  is positive; a downgrade (or no change) waits for the next renewal (`ignored`); an upgrade
+  delivered before its subscription's first invoice counts as if it came after: that invoice
+  then adds only what its plan grants beyond the upgrade, and resets nothing;
 - a cancellation empties the monthly pool as one `monthly_expired` entry, unless another
   subscription of the user is active (not ended, not paused) and renewed for a period that
   goes past the end: that subscription's credits are in the pool, so nothing changes (`ignored`,
@@ -50,6 +52,8 @@ class SubscriptionState:
     # The latest pause and resume applied (event times).
     paused_at: Optional[int] = None
     resumed_at: Optional[int] = None
+    # When the last upgrade applied took effect (its line's period start).
+    upgraded_at: Optional[int] = None
 
     @property
     def paused(self) -> bool:
@@ -104,6 +108,8 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
     later = later_other(others or {}, period.start)
     if later is not None:
         return Decision(STALE, reason=f"subscription {later} was renewed for a later period: the monthly pool holds its credits")
+    if state.period_start is None and state.upgraded_at is not None and period.start <= state.upgraded_at < period.end:
+        return _after_upgrade(state, plan, quantity, period)
     if state.period_start is not None:
         if period.start < state.period_start:
             return Decision(STALE, reason="a later period was already renewed")
@@ -136,6 +142,22 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
     return Decision(APPLIED, tuple(entries), new_state, resets_monthly=True)
 
 
+def _after_upgrade(state: SubscriptionState, plan: Plan, quantity: int, period: Period) -> Decision:
+    """The first invoice of a period whose upgrade was applied before it: in creation order the
+    invoice came first and the upgrade topped it up, so the pool already holds the upgraded
+    allowance; only what this plan grants beyond it is added, and nothing is reset."""
+    grant = allowance(plan, quantity) - state.granted
+    entries = ()
+    if grant > 0:
+        entries = (Entry(TransactionType.SUBSCRIPTION_GRANT, CreditPool.MONTHLY, grant,
+                         f"Monthly credits for {plan.price_id}, period {_day(period.start)} to {_day(period.end)}, "
+                         f"beyond the {state.granted} its upgrade granted first"),)
+    new_state = replace(state, period_start=period.start, period_end=period.end,
+                        granted=max(state.granted, allowance(plan, quantity)))
+    return Decision(APPLIED if entries else IGNORED, entries, new_state,
+                    reason="the period's upgrade was applied first: its credits stand, nothing is reset")
+
+
 def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, period: Period) -> Decision:
     """Top up the monthly pool to a larger plan within the period last renewed."""
     state = state or SubscriptionState()
@@ -153,7 +175,8 @@ def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, perio
         difference,
         f"Upgrade to {plan.price_id}: {new_allowance} monthly credits, {state.granted} already granted",
     )
-    return Decision(APPLIED, (entry,), replace(state, price_id=plan.price_id, granted=new_allowance))
+    return Decision(APPLIED, (entry,), replace(state, price_id=plan.price_id, granted=new_allowance,
+                                               upgraded_at=period.start))
 
 
 def later_other(others: Mapping[str, SubscriptionState], start: int) -> Optional[str]:

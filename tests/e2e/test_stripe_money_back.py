@@ -4,6 +4,8 @@ subscription (CONTRACT sections 4 and 4b)."""
 
 from __future__ import annotations
 
+import pytest
+
 from shared.billing import payments
 from shared.operations import reconciliation
 from shared.promotions import service as promotions
@@ -239,6 +241,20 @@ def test_a_replaced_subscriptions_first_invoice_arriving_after_the_new_ones_is_s
     assert webhook.outcome(lou.renewal(1, STARTER)) == "stale"
     assert pools(db, "lour") == (1000, 0)
     assert_ledger_invariant(db, "lour")
+
+
+@pytest.mark.parametrize("upgrade_first", [False, True], ids=["in order", "upgrade first"])
+def test_an_upgrade_and_the_first_invoice_of_its_period_give_the_upgraded_plan_in_either_order(webhook, db,
+                                                                                            upgrade_first):
+    max_ = Customer(f"max{int(upgrade_first)}")
+    first, change = max_.renewal(1, STARTER), max_.change(1, STARTER, PRO)
+    for event in ([change, first] if upgrade_first else [first, change]):
+        assert webhook.outcome(event) in ("applied", "ignored")
+    assert pools(db, max_.user_id) == (1000, 0)
+    assert not [r for r in records_of(db, max_.user_id) if r["type"] == "monthly_expired"]
+    assert webhook.outcome(max_.renewal(2, PRO)) == "applied"
+    assert pools(db, max_.user_id) == (1500, 0)  # 1,000 and the pro plan's rollover cap of 500
+    assert_ledger_invariant(db, max_.user_id)
 
 
 def test_a_year_of_packs_refunds_and_disputes_keeps_the_ledger_and_reconciles(webhook, db, fake_stripe):

@@ -142,6 +142,20 @@ def test_a_cancellation_empties_the_monthly_pool_once():
     assert renewals.cancel(0, None, 160).outcome == "ignored"
 
 
+def test_an_upgrade_delivered_before_its_subscriptions_first_invoice_counts_as_after_it():
+    # In creation order: the basic plan's first invoice (300), then an upgrade to pro (+700).
+    upgraded = renewals.upgrade(None, PRO, 1, Period(110, 200))
+    assert [(e.type.value, e.amount) for e in upgraded.entries] == [("subscription_grant", 1000)]
+    first = renewals.renew(1000, upgraded.state, BASIC, 1, Period(100, 200))
+    assert first.outcome == "ignored" and not first.entries and not first.resets_monthly
+    assert (first.state.period_start, first.state.granted, first.state.price_id) == (100, 1000, "price_pro")
+    # The next period renews the upgraded plan as usual.
+    assert renewals.renew(1000, first.state, PRO, 1, Period(200, 300)).outcome == "applied"
+    # A first invoice of a larger plan than the upgrade adds only the difference.
+    bigger = renewals.renew(1000, upgraded.state, PRO, 2, Period(100, 200))
+    assert [(e.type.value, e.amount) for e in bigger.entries] == [("subscription_grant", 1000)]
+
+
 def test_a_renewal_for_a_period_before_another_subscriptions_last_renewal_is_stale():
     replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
     late_first_invoice = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
