@@ -54,10 +54,15 @@ class SubscriptionState:
     resumed_at: Optional[int] = None
     # When the last upgrade applied took effect (its line's period start).
     upgraded_at: Optional[int] = None
+    # What the last renewal kept of the pool before it (rolled over, up to the plan's cap).
+    rolled_over: int = 0
 
     @property
     def paused(self) -> bool:
-        return self.paused_at is not None and (self.resumed_at is None or self.resumed_at < self.paused_at)
+        # A paid period that began after the pause shows the subscription was resumed, even
+        # before the resume event arrives.
+        return (self.paused_at is not None and (self.resumed_at is None or self.resumed_at < self.paused_at)
+                and (self.period_start is None or self.period_start <= self.paused_at))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +121,12 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
         if period.start == state.period_start:
             return Decision(DUPLICATE, reason="this period was already renewed")
     grant = allowance(plan, quantity)
+    if state.paused_at is not None and period.start < state.paused_at:
+        # In creation order the pause came after this period began and emptied the pool: it
+        # already took what this renewal would have granted.
+        return Decision(IGNORED, (), replace(state, price_id=plan.price_id, period_start=period.start,
+                                             period_end=period.end, granted=grant, rolled_over=0),
+                        reason="the subscription was paused after this period began: the pause took its credits")
     kept = min(monthly, plan.rollover_cap)
     forfeited = monthly - kept
     entries = []
@@ -137,7 +148,8 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
         )
     )
     new_state = replace(
-        state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant
+        state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant,
+        rolled_over=kept,
     )
     return Decision(APPLIED, tuple(entries), new_state, resets_monthly=True)
 
@@ -169,6 +181,12 @@ def upgrade(state: Optional[SubscriptionState], plan: Plan, quantity: int, perio
     difference = new_allowance - state.granted
     if difference <= 0:
         return Decision(IGNORED, reason="not an upgrade: a smaller or equal allowance waits for the renewal")
+    if state.paused_at is not None and period.start < state.paused_at and not (
+            state.period_start is not None and state.period_start > state.paused_at):
+        # In creation order the pause came after the upgrade and took its credits with the rest.
+        return Decision(IGNORED, (), replace(state, price_id=plan.price_id, granted=new_allowance,
+                                             upgraded_at=period.start),
+                        reason="the subscription was paused after this upgrade: the pause took its credits")
     entry = Entry(
         TransactionType.SUBSCRIPTION_GRANT,
         CreditPool.MONTHLY,
@@ -223,15 +241,21 @@ def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int,
           others: Optional[Mapping[str, SubscriptionState]] = None) -> Decision:
     """Empty the monthly pool once per pause, and remember that the subscription is paused.
 
+    A pause delivered late (after its resume, or after a renewal of a period that began after
+    it) takes what it would have taken in creation order: everything, if no period has been paid
+    since, else only what the renewal since rolled over from before the pause.
     `others` are the user's other subscriptions: one that is active and renewed holds the pool.
     """
     state = state or SubscriptionState()
     if state.canceled_at is not None:
         return Decision(STALE, reason="the subscription has ended")
-    if state.paused:
+    if state.paused and paused_at >= state.paused_at:
         return Decision(DUPLICATE, reason="this pause was already applied")
-    if state.resumed_at is not None and paused_at <= state.resumed_at:
-        return Decision(STALE, reason="a later resume was already applied")
+    if state.paused_at is not None and paused_at <= state.paused_at:
+        return Decision(STALE, reason="a later pause was already applied")
+    if (state.paused_at is not None and state.resumed_at is not None
+            and state.paused_at <= paused_at <= state.resumed_at):
+        return Decision(STALE, reason="the subscription was already paused then")
     new_state = replace(state, paused_at=paused_at)
     holder = active_other(others or {}, paused_at)
     if holder is not None:
@@ -239,6 +263,17 @@ def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int,
             IGNORED, (), new_state,
             reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
         )
+    renewed_since = state.period_start is not None and state.period_start > paused_at
+    if renewed_since:
+        # The renewal since reset the pool: only what it rolled over from before the pause is the
+        # pause's to take; the new period's own credits stand.
+        take = min(state.rolled_over, monthly)
+        new_state = replace(new_state, rolled_over=state.rolled_over - take)
+        if take <= 0:
+            return Decision(IGNORED, (), new_state, reason="a period paid since the pause holds the pool")
+        entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -take,
+                      "Subscription paused: monthly credits rolled over from before the pause expired")
+        return Decision(APPLIED, (entry,), new_state)
     if monthly <= 0:
         return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
     entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription paused: monthly credits expired")

@@ -107,7 +107,7 @@ def test_a_renewal_keeps_up_to_the_cap_and_expires_the_rest():
     decision = renewals.renew(800, None, PRO, 1, Period(100, 200))
     assert decision.outcome == "applied"
     assert [(e.type.value, e.amount) for e in decision.entries] == [("monthly_expired", -300), ("subscription_grant", 1000)]
-    assert decision.state == SubscriptionState("price_pro", 100, 200, 1000, None)
+    assert decision.state == SubscriptionState("price_pro", 100, 200, 1000, None, rolled_over=500)
 
 
 def test_a_renewal_with_nothing_to_forfeit_writes_only_the_grant_and_seats_multiply_it():
