@@ -61,10 +61,9 @@ class _Staged(Generic[R]):
 
 @dataclass
 class _Commit(Generic[R]):
-    """One batch on its way: its users, the `change_id` they all carry, the pending `send`."""
+    """One batch on its way: its users and the pending `send`."""
 
     group: list[_Staged[R]]
-    change_id: str
     future: Any
 
 
@@ -90,7 +89,7 @@ class _Open:
         first = self.group[0].user_snap
         expected = first.update_time if first.exists else None
         future = pool.submit(_send, self.batch, first.reference.path, expected, self.change_id, operation)
-        return _Commit(self.group, self.change_id, future)
+        return _Commit(self.group, future)
 
 
 def _send(batch, user_path, expected, change_id, operation):
@@ -98,11 +97,6 @@ def _send(batch, user_path, expected, change_id, operation):
         return send(batch, user_path, expected, change_id, operation)[0]
     except CreditsError as exc:
         return exc
-
-
-def _creates_what_it_reads(item: UserChange, change: Change) -> bool:
-    """Whether the change creates every document it was told is absent (see `creates_every_read`)."""
-    return creates_every_read(item.reads, change)
 
 
 def change_users(
@@ -141,7 +135,7 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
         def settle(commit: Optional[_Commit[R]]) -> bool:
             if commit is None:
                 return True
-            landed = _landed(commit, operation)
+            landed = _landed(commit)
             if landed is True:
                 results.update((entry.index, entry.change.result) for entry in commit.group)
                 return True
@@ -159,7 +153,7 @@ def _change_new_users(items: list[UserChange[R]], operation: str, max_writes: in
             snapshot, change = decide_settled(
                 item.decide, snapshot_of(item.user_id, None, {path: None for path in item.reads}, now))
             writes = change.writes
-            if change.account is None or not _creates_what_it_reads(item, change) or writes + 1 > max_writes:
+            if change.account is None or not creates_every_read(item.reads, change) or writes + 1 > max_writes:
                 rest.append(index)
                 continue
             if batch.group and batch.size + writes > max_writes:
@@ -218,7 +212,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
                 if not change.writes_anything:
                     results[index] = change.result
                     continue
-                if not _creates_what_it_reads(item, change) or writes + 1 > max_writes:
+                if not creates_every_read(item.reads, change) or writes + 1 > max_writes:
                     # An absent document it would not create is read and decided alone.
                     one_by_one.append(index)
                     continue
@@ -231,7 +225,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
 
     failed: Optional[CreditsError] = None
     for commit in commits:
-        landed = _landed(commit, operation)
+        landed = _landed(commit)
         if isinstance(landed, CreditsError):
             failed = landed
         elif landed:
@@ -246,7 +240,7 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
     return [results[index] for index in range(len(items))]
 
 
-def _landed(commit: _Commit, operation: str):
+def _landed(commit: _Commit):
     """True if the batch committed, False if it must be redone user by user, or the error to raise.
 
     A batch is atomic, so its first user tells for all: a lost reply is resolved on that user
