@@ -29,11 +29,9 @@ import random
 import time
 from collections import Counter
 
-import pytest
 
 from shared.billing import service as webhooks
 from shared.billing import stripe_api
-from shared.common import settings
 from shared.common.errors import CreditsError
 from shared.ledger import collections
 from shared.promotions import service as promotions
@@ -41,7 +39,6 @@ from shared.promotions.schemas import PromoMessage
 from tests.simulation.histories import Delivery, History, delivery_plan, generate, raw
 from tests.support.fake_firestore import FakeFirestore, install
 
-ROOT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "stripe_catalog.json")
 HISTORIES = int(os.environ.get("CREDITS_SIM_HISTORIES", "2000"))
 FIRST_SEED = 1
 
@@ -133,14 +130,6 @@ def run_history(seed: int, monkeypatch) -> None:
     assert got == expected, (
         f"seed {seed}: (balance, owed) {got} delivered as {json.dumps(labels)}, but {expected} in creation order; "
         f"replay with CREDITS_SIM_SEED={seed}")
-
-
-@pytest.fixture(autouse=True)
-def stripe_setup(monkeypatch):
-    monkeypatch.setenv("CREDITS_CATALOG", ROOT_CATALOG)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_simulation")
-    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_simulation")
-    settings.reset()
 
 
 def test_every_delivery_order_with_faults_ends_with_the_in_order_balance_and_debt(monkeypatch, quick_retries, capsys):

@@ -20,16 +20,13 @@ import json
 import os
 import random
 
-import pytest
 
 from shared.billing import service as webhooks
-from shared.common import settings
 from shared.ledger import collections
 from tests.support.fake_firestore import FakeFirestore, install
 from tests.support.stripe_story import Customer
 from tools.local import stripe_events as sf
 
-ROOT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "stripe_catalog.json")
 HISTORIES = int(os.environ.get("CREDITS_SIM_SUBSCRIPTIONS", "300"))
 ORDERS = 12
 PRO, STARTER = "price_pro_monthly", "price_starter_monthly"
@@ -93,13 +90,6 @@ def _monthly(events: list[dict], user_id: str, monkeypatch, seed: int) -> int:
             assert user.get(f"credits_{pool}", 0) == sum(r["amount"] for r in records if r["pool"] == pool), \
                 f"seed {seed}: the {pool} pool is not the sum of its records"
     return (fake.doc(collections.user(user_id)) or {}).get("credits_monthly", 0)
-
-
-@pytest.fixture(autouse=True)
-def stripe_setup(monkeypatch):
-    monkeypatch.setenv("CREDITS_CATALOG", ROOT_CATALOG)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_simulation")
-    settings.reset()
 
 
 def test_every_delivery_order_of_a_subscription_ends_with_the_creation_order_pool(monkeypatch, capsys):
