@@ -20,6 +20,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Generic, Mapping, Optional, TypeVar
 
+from . import collections
 from .accounts import Account
 from .models import BaseCreditTransaction
 
@@ -76,9 +77,9 @@ class Change(Generic[R]):
             + len(self.delete)
         )
 
-    def created_paths(self, record_path) -> set[str]:
+    def created_paths(self) -> set[str]:
         """The documents this change creates (so their absence is checked by the commit itself)."""
-        return set(self.create) | {record_path(record.transaction_id) for record in self.records}
+        return set(self.create) | {collections.transaction(record.transaction_id) for record in self.records}
 
     def merge(self, later: "Change[Any]") -> "Change[Any]":
         """This change and `later` as one commit, `later` decided on what this one leaves.

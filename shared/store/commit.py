@@ -106,7 +106,7 @@ _MISS = (False, None)
 def creates_every_read(paths: Iterable[str], change: Change) -> bool:
     """Whether the change creates every document it read, so each was assumed absent and the
     create-only write checks it (what a decision without a read may rely on)."""
-    return set(paths) <= change.created_paths(collections.transaction)
+    return set(paths) <= change.created_paths()
 
 
 def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: list[str],

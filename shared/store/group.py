@@ -166,7 +166,7 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         if not change.writes_anything:
             decided.append(_Decided(ask, change)) if trusted else alone.append(ask)
             continue
-        creates = change.created_paths(collections.transaction)
+        creates = change.created_paths()
         after = known.after_update(data, codec.user_document(change.account, now, change.user_fields, stored=data)) \
             if change.account is not None else None
         if (after is None or change.overwrite or change.delete
