@@ -3,7 +3,8 @@
 Rules enforced here:
 - a spend is found by its idempotency key (its marker), and only for the user who made it; a
   spend without a key, a refund's own key, or another user's spend is `SpendNotFound`; what it
-  drew is data on the marker (`drawn`), never parsed from the response it answered;
+  drew is data on the marker (`drawn`); only a marker written before markers carried it is read
+  from the response it stored;
 - credits go back the pool drawn last first, and the monthly part of a spend made before the
   last monthly reset expires at once (`ledger.holds.give_back`);
 - over all refunds of one spend at most the spend's amount goes back: the give-back totals live
