@@ -19,6 +19,8 @@ PROMO_REJECTED = "promo_rejected"
 WEBHOOK_APPLIED = "webhook_applied"
 STRIPE_CUSTOMERS = "stripe_customers"
 UNAPPLIED_EVENTS = "webhook_unapplied"
+# One document per Stripe event received: what Stripe sent and what became of it (its outcome).
+WEBHOOK_EVENTS = "webhook_events"
 HOLDS = "credit_holds"
 SPEND_REFUNDS = "spend_refunds"
 # One document per add-on payment (Stripe PaymentIntent): its user, what it granted, what
@@ -70,6 +72,10 @@ def customer_link(customer_id: str) -> str:
 
 def unapplied_event(event_id: str) -> str:
     return path(UNAPPLIED_EVENTS, ids.document_id(event_id))
+
+
+def webhook_event(event_id: str) -> str:
+    return path(WEBHOOK_EVENTS, ids.document_id(event_id))
 
 
 def stripe_payment(payment_intent: str) -> str:

@@ -31,13 +31,21 @@ def seed(user_id: str, monthly: int = 0, permanent: int = 0) -> None:
     commit.change_user(user_id, decide, operation="seed")
 
 
-def dump(db) -> dict[str, dict[str, Any]]:
-    """Every document in the database, by path (top-level collections are all this system uses)."""
+def dump(db, journal: bool = True) -> dict[str, dict[str, Any]]:
+    """Every document in the database, by path (top-level collections are all this system uses).
+
+    `journal=False` leaves out the Stripe events' journal, which every delivery updates."""
     return {
         snap.reference.path: snap.to_dict()
         for collection in db.collections()
+        if journal or collection.id != collections.WEBHOOK_EVENTS
         for snap in collection.stream()
     }
+
+
+def journal(db) -> dict[str, dict[str, Any]]:
+    """The Stripe events' journal, by event id."""
+    return {snap.id: snap.to_dict() for snap in db.collection(collections.WEBHOOK_EVENTS).stream()}
 
 
 def records_of(db, user_id: str) -> list[dict[str, Any]]:
