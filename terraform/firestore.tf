@@ -140,3 +140,22 @@ resource "google_firestore_field" "commit_witness_created_at_unindexed" {
 
   index_config {}
 }
+
+# The Stripe events' journal (webhook_events/{event_id}): what Stripe sent and what became of it,
+# kept 400 days after an event's last delivery (`expire_at`), then deleted by Firestore's TTL policy.
+# The raw body is never queried, so it is not indexed (it would also exceed an index entry's size).
+resource "google_firestore_field" "webhook_events_ttl" {
+  database   = google_firestore_database.credits.name
+  collection = "webhook_events"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
+resource "google_firestore_field" "webhook_events_raw_unindexed" {
+  database   = google_firestore_database.credits.name
+  collection = "webhook_events"
+  field      = "raw"
+
+  index_config {}
+}
