@@ -123,7 +123,7 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     return Change(
         result=Decided(decision, kept_copy=False),
         account=after,
-        records=records.records(spec.user_id, migration + entries, spec.source, snap.now),
+        records=records.records(spec.user_id, migration + entries, spec.source, snap.now, at=snap.position),
         create={marker.path: marker.record(snap.now, event_id=spec.event_id, event_type=spec.event_type,
                                            user_id=spec.user_id, outcome=decision.outcome)
                 for marker in spec.markers},

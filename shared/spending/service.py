@@ -7,7 +7,7 @@ Rules enforced here:
   decided again if that version was stale; spends for one user that arrive while another is
   committing are committed together (`store.group`), each decided in turn;
 - a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
-  credits read as given back before its release is written;
+  credits read as given back (not held) before its release is written;
 - history pages are newest first, and a page token only continues the listing that issued it.
 """
 
@@ -67,7 +67,9 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
 def balance(user_id: str) -> dict[str, Any]:
     """The user's balance; a user with no document reads as zeros, and nothing is written."""
     data = documents.read(collections.user(user_id))
-    return codec.balance_view(holds.effective_account(user_id, data, utcnow()), (data or {}).get("last_updated"))
+    now = utcnow()
+    return codec.balance_view(holds.effective_account(user_id, data, now), (data or {}).get("last_updated"),
+                              codec.held(data, now))
 
 
 def owed(user_id: str) -> dict[str, Any]:

@@ -27,6 +27,10 @@ SCAN_ATTEMPTS = 4
 IN_FILTER_MAX = 30
 
 
+def _records_of(user_id: str):
+    return client().collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+
+
 def list_transactions(
     user_id: str, limit: int, after: Optional[tuple[datetime, str]] = None
 ) -> list[dict[str, Any]]:
@@ -42,6 +46,20 @@ def list_transactions(
         query = query.start_after({"created_at": after[0], "transaction_id": after[1]})
     with faults("list_transactions"):
         return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=deadline())]
+
+
+def ledger_length(user_id: str) -> int:
+    """How far a user's ledger goes: the highest `seq` of their records, or how many records
+    they have if that is more (records written before `seq` existed have none)."""
+    with faults("ledger_length"):
+        count = _records_of(user_id).count(alias="count").get(retry=None, timeout=deadline())
+        top = list(
+            _records_of(user_id).order_by("seq", direction=firestore.Query.DESCENDING).limit(1)
+            .select(["seq"]).stream(retry=None, timeout=deadline())
+        )
+    highest = top[0].get("seq") if top else 0
+    highest = highest if isinstance(highest, int) and not isinstance(highest, bool) else 0
+    return max(int(count[0][0].value), highest)
 
 
 def _page(query, what: str) -> list[Any]:
@@ -163,6 +181,21 @@ def user_ledger(user_id: str, derived: tuple[str, ...] = ()) -> tuple[
                 {collection: mine(collection, transaction) for collection in derived})
 
     with faults("user_ledger"):
+        return read(db.transaction(read_only=True))
+
+
+def user_records(user_id: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The user document and all its records by id, read at one instant (a read-only transaction)."""
+    db = client()
+
+    @firestore.transactional
+    def read(transaction):
+        snap = db.document(collections.user(user_id)).get(transaction=transaction)
+        query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+        return ((snap.to_dict() if snap.exists else None),
+                {record.id: record.to_dict() for record in query.stream(transaction=transaction)})
+
+    with faults("user_records"):
         return read(db.transaction(read_only=True))
 
 
