@@ -104,10 +104,12 @@ class Decision:
     documents: Optional[dict[str, dict[str, Any]]] = None
     # The user's other subscriptions whose state this decision changes (by id).
     others: Optional[dict[str, SubscriptionState]] = None
+    # Fields of the user document the decision writes (the subscription timeline).
+    user_fields: Optional[dict[str, Any]] = None
 
     @property
     def writes(self) -> bool:
-        return bool(self.entries or self.state is not None or self.documents or self.others)
+        return bool(self.entries or self.state is not None or self.documents or self.others or self.user_fields)
 
 
 def _day(epoch: int) -> str:

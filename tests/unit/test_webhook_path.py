@@ -56,7 +56,7 @@ def test_every_handled_event_type_plans_one_named_module_level_decision():
 def test_a_renewal_plans_its_invoice_and_period_markers_and_needs_only_its_user():
     planned = _plan(Customer("pb").renewal(2, "price_pro_monthly"))
     assert [marker.namespace for marker in planned.markers] == ["stripe:invoice", "stripe:period"]
-    assert planned.inputs == decisions.PlanLine(PRO, 1, Period(**sf.period(2)))
+    assert planned.inputs == decisions.PlanLine(PRO, 1, Period(**sf.period(2)), "sub_pb", f"sub_pb:{sf.period(2)['start']}")
     assert (planned.user_hint, planned.session_id, planned.payment_intent) == ("pb", None, None)
 
 
