@@ -175,7 +175,7 @@ def decide_renewal(facts: Facts, line: PlanLine) -> Decision:
     fact = timeline_.Fact(timeline_.RENEWAL, line.subscription_id, line.period.start, line.key,
                           grant=subscriptions.allowance(line.plan, line.quantity), cap=line.plan.rollover_cap,
                           period_end=line.period.end, price_id=line.plan.price_id)
-    if facts.timeline.knows(fact.key):
+    if facts.timeline.knows(fact.kind, fact.key):
         return Decision(Outcome.DUPLICATE, reason="this period was already renewed")
     if any(at > fact.at for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
         return Decision(Outcome.STALE, reason="a later period was already renewed")
@@ -187,21 +187,23 @@ def decide_upgrade(facts: Facts, line: PlanLine) -> Decision:
     fact = timeline_.Fact(timeline_.UPGRADE, line.subscription_id, line.period.start, line.key,
                           grant=subscriptions.allowance(line.plan, line.quantity), period_end=line.period.end,
                           price_id=line.plan.price_id)
-    if facts.timeline.knows(fact.key):
+    if facts.timeline.knows(fact.kind, fact.key):
         return Decision(Outcome.DUPLICATE, reason="this change was already applied")
-    later = any(at > fact.period_end or at >= fact.period_end
-                for at in timeline_.known_periods(facts.timeline, line.subscription_id))
-    return _record(facts, fact, Outcome.STALE if later else Outcome.IGNORED,
-                   "the change belongs to a period before the one last renewed" if later
-                   else "not an upgrade: a smaller or equal allowance waits for the renewal")
+    if any(at >= fact.period_end for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
+        return Decision(Outcome.STALE, reason="the change belongs to a period before the one last renewed")
+    return _record(facts, fact, Outcome.STALE if _late(facts, fact) else Outcome.IGNORED,
+                   "not an upgrade (a smaller or equal allowance waits for the renewal), or its period's renewal "
+                   "is not known yet")
 
 
-def _ended(facts: Facts, subscription_id: str) -> bool:
-    return timeline_.replay(facts.timeline)[1].get(subscription_id, timeline_.Sub()).ended_at is not None
+def _ended_by(facts: Facts, subscription_id: str, at: int) -> bool:
+    """Whether the subscription's end is known and came at or before `at`."""
+    ended = timeline_.replay(facts.timeline)[1].get(subscription_id, timeline_.Sub()).ended_at
+    return ended is not None and ended <= at
 
 
 def decide_cancellation(facts: Facts, end: SubscriptionEnd) -> Decision:
-    if _ended(facts, end.subscription_id):
+    if facts.timeline.knows(timeline_.END, end.key):
         return Decision(Outcome.DUPLICATE, reason="the subscription's end was already applied")
     fact = timeline_.Fact(timeline_.END, end.subscription_id, end.at, end.key)
     return _record(facts, fact, Outcome.IGNORED,
@@ -209,9 +211,9 @@ def decide_cancellation(facts: Facts, end: SubscriptionEnd) -> Decision:
 
 
 def decide_pause(facts: Facts, end: SubscriptionEnd) -> Decision:
-    if facts.timeline.knows(end.key):
+    if facts.timeline.knows(timeline_.PAUSE, end.key):
         return Decision(Outcome.DUPLICATE, reason="this pause was already applied")
-    if _ended(facts, end.subscription_id):
+    if _ended_by(facts, end.subscription_id, end.at):
         return Decision(Outcome.STALE, reason="the subscription has ended")
     fact = timeline_.Fact(timeline_.PAUSE, end.subscription_id, end.at, end.key)
     return _record(facts, fact, Outcome.IGNORED,
@@ -219,7 +221,7 @@ def decide_pause(facts: Facts, end: SubscriptionEnd) -> Decision:
 
 
 def decide_resume(facts: Facts, end: SubscriptionEnd) -> Decision:
-    if facts.timeline.knows(end.key):
+    if facts.timeline.knows(timeline_.RESUME, end.key):
         return Decision(Outcome.DUPLICATE, reason="this resume was already applied")
     fact = timeline_.Fact(timeline_.RESUME, end.subscription_id, end.at, end.key)
     return _record(facts, fact, Outcome.IGNORED, "resumed: the next paid renewal fills the monthly pool")
@@ -326,7 +328,12 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     others = {sid: other for sid in stored
               if sid != spec.subscription_id and (other := state_of(stored, sid)) is not None}
     account, migration = accounts.migrate(snap.account)
-    timeline = timeline_.load(snap.user_data, account.monthly, moves.MOVES, moves.EPOCH)
+    # Expired holds given back in this commit moved the monthly pool before the fact: a movement
+    # the timeline must place before it (the kernel records none for a change that records a fact).
+    stored_monthly = codec.read_account(spec.user_id, snap.user_data).monthly
+    before_fact = moves.recorded(snap.user_data, stored_monthly, account.monthly, {})
+    user_data = snap.user_data if before_fact is None else {**(snap.user_data or {}), moves.MOVES: before_fact}
+    timeline = timeline_.load(user_data, account.monthly, moves.MOVES, moves.EPOCH)
     facts = Facts(account, state, others, {path: snap.documents[path] for path in spec.documents}, snap.now,
                   timeline)
     decision = spec.decide(facts, spec.inputs)
@@ -349,6 +356,8 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         user_fields[SUBSCRIPTIONS_FIELD] = stored
     if decision.user_fields:
         user_fields.update(decision.user_fields)
+        if before_fact is not None:
+            user_fields[moves.MOVES] = before_fact
     if decision.resets_monthly:
         user_fields[codec.MONTHLY_RESET_AT] = snap.now
     overwrite = {spec.journal.path: journal_document(spec.journal, decision.outcome, decision.reason, spec.user_id,

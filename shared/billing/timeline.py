@@ -9,7 +9,8 @@ This is how subscription credits converge whatever order Stripe delivers in. Rul
   them by the kernel (`ledger.moves`), each placed right after the facts that had arrived before it;
 - `replay` runs the facts in creation order, with the movements in their places, from the pool the
   timeline started with (`base`): a renewal makes the pool its allowance plus what was left, up to
-  the plan's rollover cap; an upgrade adds the new allowance less what the period granted; a pause
+  the plan's rollover cap; an upgrade adds the new allowance less what the period it falls in
+  granted (nothing until that period's renewal is known); a pause
   or end empties the pool unless another subscription is active and renewed over that time; a
   renewal of an ended subscription, or of a period not after the one it last renewed, changes
   nothing; a movement adds its delta, never below 0;
@@ -82,8 +83,8 @@ class Timeline:
     def epoch(self) -> int:
         return len(self.facts)
 
-    def knows(self, key: str) -> bool:
-        return any(fact.key == key for fact in self.facts)
+    def knows(self, kind: str, key: str) -> bool:
+        return any(fact.kind == kind and fact.key == key for fact in self.facts)
 
     def with_fact(self, fact: Fact) -> "Timeline":
         return replace(self, facts=self.facts + (replace(fact, epoch=self.epoch),))
@@ -141,7 +142,8 @@ def _apply(pool: int, sub: Sub, fact: Fact, subs: Mapping[str, Sub]) -> tuple[in
             sub, price_id=fact.price_id, period_start=fact.at, period_end=fact.period_end, granted=fact.grant,
             paused=False)
     if fact.kind == UPGRADE:
-        if sub.ended_at is not None or (sub.period_start is not None and fact.at < sub.period_start):
+        # An upgrade counts in the period it falls in: once that period's renewal is known.
+        if sub.ended_at is not None or sub.period_start is None or not sub.period_start <= fact.at < (sub.period_end or 0):
             return pool, sub
         if fact.grant <= sub.granted:
             return pool, sub
