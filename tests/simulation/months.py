@@ -80,6 +80,7 @@ class History:
     # Event id of a re-created copy -> the original event's id.
     copies: dict[str, str] = field(default_factory=dict)
     _items: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _stripe_ids: Optional[set[str]] = field(default=None, repr=False)
 
     def line_item_objects(self, session_id: str) -> list[dict[str, Any]]:
         """The line items of a session as the Stripe API returns them (built once per history)."""
@@ -87,6 +88,14 @@ class History:
             self._items[session_id] = [sf.checkout_line_item(price, quantity)
                                        for price, quantity in self.line_items[session_id]]
         return self._items[session_id]
+
+    @property
+    def stripe_ids(self) -> set[str]:
+        """The ids Stripe's facts give their records as source: events' and their objects' ids."""
+        if self._stripe_ids is None:
+            self._stripe_ids = {i for f in self.facts if f.kind == STRIPE
+                                for i in (f.body["id"], f.body["data"]["object"]["id"])}
+        return self._stripe_ids
 
     def canonical(self, source: Optional[str]) -> Optional[str]:
         return self.copies.get(source, source) if source else source
@@ -397,7 +406,9 @@ def plan(history: History, rng: random.Random, faults: bool = True) -> list[Deli
         return at + rng.randint(0, span)
 
     def fault() -> Optional[str]:
-        return rng.choices([None, LOSE_REPLY, STALL], weights=[8, 1, 1])[0] if faults else None
+        # Drawn even without faults, so a seed's arrivals are the same with and without them.
+        drawn = rng.choices([None, LOSE_REPLY, STALL], weights=[8, 1, 1])[0]
+        return drawn if faults else None
 
     deliveries: list[Delivery] = []
     for fact in history.facts:

@@ -26,7 +26,9 @@ What it checks after every step (`check_ledger`, `AppModel.check`):
 
 And once the plan is delivered (`check_final`): each spend key drew once, each hold drew once
 and gave back what was not captured, each refund's credits went back once, each adjustment
-and promotion was applied once, each pack granted once.
+and promotion was applied once, each pack granted once. `judge` then compares the run with its
+reference runs (see `test_user_months.py`), and `shrink` drops the facts a failing history can
+fail without, the same way (its message without the numbers), to start a minimized case.
 """
 
 from __future__ import annotations
@@ -197,10 +199,10 @@ def check_ledger(history: History, ledger: Ledger, where: str) -> None:
             earned += amount
         if kind in ("spent", "refund"):
             spent -= amount
-        if kind in ONCE_PER_FACT:
-            # One fact may grant for two reasons (a renewal, and the rollover a late cancellation
-            # took from it), each once: the description tells them apart.
-            once[(kind, source, r["description"] if kind == "subscription_grant" else "")] += 1
+        if kind in ONCE_PER_FACT or kind == "monthly_expired" and source in history.stripe_ids:
+            # One fact may grant or expire for two reasons (a renewal, and the rollover a late
+            # cancellation took from it), each once: the description tells them apart.
+            once[(kind, source, r["description"] if kind in ("subscription_grant", "monthly_expired") else "")] += 1
         by_source[(kind, source)] += amount
     if (monthly, permanent) != (running[MONTHLY], running[PERMANENT]):
         fail(history, where, f"pools {monthly}, {permanent} but records sum to {running}")
@@ -572,8 +574,11 @@ def deliver(history, deliveries, monkeypatch, clock, close, answers=True):
 
 def check_history(seed: int, monkeypatch, clock) -> None:
     history = months.generate(seed)
-    run = deliver(history, months.plan(history, random.Random(seed)), monkeypatch, clock, close=history.app)
-    judge(history, run, monkeypatch, clock)
+    check_plan(history, months.plan(history, random.Random(seed)), monkeypatch, clock)
+
+
+def check_plan(history: History, plan: list[Delivery], monkeypatch, clock) -> None:
+    judge(history, deliver(history, plan, monkeypatch, clock, close=history.app), monkeypatch, clock)
 
 
 def judge(history, run, monkeypatch, clock) -> None:
@@ -627,13 +632,54 @@ def _diff(got, expected) -> str:
     return "\n".join(lines[:30])
 
 
-def describe(seed: int) -> str:
-    history = months.generate(seed)
-    deliveries = months.plan(history, random.Random(seed))
+def describe(deliveries: list[Delivery]) -> str:
     return "\n".join(f"    day {(d.at - months.T0) / months.DAY:7.2f}  {d.label}" for d in deliveries)
 
 
-def check_seeds(seeds: list[int]) -> list[tuple[int, str]]:
+def _kind_of(failure: Exception) -> str:
+    """What went wrong, without the numbers and the step: a smaller history must fail the same way."""
+    text = str(failure) if isinstance(failure, AssertionError) else type(failure).__name__
+    text = text.split(": ", 1)[-1].split("\n")[0]
+    return "".join("#" if c.isdigit() else c for c in text)[:60]
+
+
+def _without(history: History, dropped: set[str]) -> History:
+    """The history less the facts in `dropped` (a pack whose purchase is dropped is no pack)."""
+    facts = [f for f in history.facts if f.key not in dropped]
+    paid = {f.body["data"]["object"]["id"] for f in facts
+            if f.kind == STRIPE and f.body["type"].startswith("checkout.session")
+            and f.body["data"]["object"].get("payment_status") == "paid"}
+    return months.History(history.seed, history.user_id, history.app, facts, history.line_items,
+                          {i: p for i, p in history.payments.items() if p[0] in paid}, history.copies)
+
+
+def shrink(seed: int, monkeypatch_factory, clock_factory) -> tuple[History, list[Delivery], str]:
+    """The failing history of `seed` with every fact left out that it can fail without, the same
+    way: facts are dropped one at a time (all their arrivals), as long as the failure stays."""
+    history = months.generate(seed)
+    plan = months.plan(history, random.Random(seed))
+
+    def failure(candidate: History, deliveries: list[Delivery]) -> Optional[str]:
+        with monkeypatch_factory() as monkeypatch:
+            try:
+                check_plan(candidate, deliveries, monkeypatch, clock_factory(monkeypatch))
+            except Exception as exc:  # noqa: BLE001 - any failure counts, if of the same kind
+                return _kind_of(exc)
+        return None
+
+    kind = failure(history, plan)
+    if kind is None:
+        return history, plan, ""
+    dropped: set[str] = set()
+    for fact in list(history.facts):
+        trial = dropped | {fact.key}
+        smaller = _without(history, trial)
+        if failure(smaller, [d for d in plan if d.fact.key not in trial]) == kind:
+            dropped = trial
+    return _without(history, dropped), [d for d in plan if d.fact.key not in dropped], kind
+
+
+def check_seeds(seeds: list[int], shrinking: bool = False) -> list[tuple[int, str]]:
     """Check each seed's history in this process; the failures as (seed, report), in seed order.
 
     Sets up what the test's fixtures would (a worker process has none): the simulated clock,
@@ -659,13 +705,28 @@ def check_seeds(seeds: list[int]) -> list[tuple[int, str]]:
                     check_history(seed, monkeypatch, clock)
                 except Exception as exc:  # noqa: BLE001 - every failure is reported with its seed and replay
                     detail = str(exc) if isinstance(exc, AssertionError) else traceback.format_exc()
-                    failures.append((seed, f"{detail}\n  the history as delivered:\n{describe(seed)}\n"
-                                           f"  replay it alone: {REPLAY.format(seed=seed)}"))
+                    history = months.generate(seed)
+                    plan = months.plan(history, random.Random(seed))
+                    report = f"{detail}\n  the history as delivered:\n{describe(plan)}\n"
+                    if shrinking:
+                        smaller, smaller_plan, _ = shrink(seed, pytest.MonkeyPatch.context,
+                                                          lambda mp: SimClock().install(retried(mp)))
+                        report += (f"  the same failure with only these facts, as delivered:\n"
+                                   f"{describe(smaller_plan)}\n  in creation order:\n"
+                                   f"{describe(months.in_creation_order(smaller))}\n")
+                    failures.append((seed, report + f"  replay it alone: {REPLAY.format(seed=seed)}"))
     finally:
         gc.unfreeze()
         log.configure(None, "DEBUG")
         settings.reset()
     return failures
+
+
+def retried(monkeypatch):
+    from tests.support.fake_fixtures import retry_quickly
+
+    retry_quickly(monkeypatch)
+    return monkeypatch
 
 
 def check_in_workers(seeds: list[int]) -> list[tuple[int, str]]:
