@@ -23,8 +23,8 @@ from shared.spending import holds_service
 from shared.spending import service as spending
 from shared.spending.holds import HoldRequest, SettleRequest
 from shared.spending.refunds import RefundRequest
-from shared.spending.schemas import (CaptureBody, HistoryQuery, HoldBody, ReconcileSweepBody, RefundBody, SpendBody,
-                                     SweepBody)
+from shared.spending.schemas import (BalanceQuery, CaptureBody, HistoryQuery, HoldBody, ReconcileSweepBody, RefundBody,
+                                     SpendBody, SweepBody)
 
 MAX_BODY_BYTES = 64 * 1024
 # The API's OpenAPI document sits beside this file, in the repository and in the deployed bundle.
@@ -49,15 +49,30 @@ def post_spend(request):
 
 
 def get_balance(request, user_id: str):
-    return http.respond(spending.balance(_user_id(user_id)))
+    user = _user_id(user_id)
+    query = _query(BalanceQuery, request)
+    if query.as_of is not None:
+        return http.respond(spending.balance_as_of(user, query.as_of))
+    return http.respond(spending.balance(user))
 
 
 def get_transactions(request, user_id: str):
+    user = _user_id(user_id)
+    query = _query(HistoryQuery, request)
+    where = spending.HistoryFilter(types=query.type, pool=query.pool.value if query.pool else None, since=query.since,
+                          until=query.until)
+    return http.respond(spending.history(user, query.limit, query.page_token, where))
+
+
+def _query(model, request):
+    """The query string validated by `model`; a repeated `type` counts as its values comma-separated."""
+    args = request.args.to_dict()
+    if "type" in args:
+        args["type"] = ",".join(request.args.getlist("type"))
     try:
-        query = HistoryQuery.model_validate(request.args.to_dict())
+        return model.model_validate(args)
     except ValidationError as exc:
         raise invalid(exc, "query") from None
-    return http.respond(spending.history(_user_id(user_id), query.limit, query.page_token))
 
 
 def _keyed_body(request, key_field: Optional[str], optional: bool = False) -> dict:

@@ -257,7 +257,7 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     return Change(
         result=Decided(decision, journaled=True),
         account=after,
-        records=records.records(spec.user_id, migration + entries, spec.source, snap.now),
+        records=records.records(spec.user_id, migration + entries, spec.source, snap.now, at=snap.position),
         create={marker.path: marker.record(snap.now, event_id=spec.journal.event_id,
                                            event_type=spec.journal.event_type, user_id=spec.user_id,
                                            outcome=str(decision.outcome))

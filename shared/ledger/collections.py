@@ -28,6 +28,8 @@ SPEND_REFUNDS = "spend_refunds"
 STRIPE_PAYMENTS = "stripe_payments"
 # Bookkeeping of scheduled operations, one document each (no credit data).
 OPERATIONS = "credits_operations"
+# Auto top-up attempts, one document each (CONTRACT section 9).
+TOPUPS = "credits_topups"
 # One witness per commit, created by it alone: how a commit whose reply was lost is known to have
 # landed (store.pipeline). Kept a week, then deleted by Firestore's TTL policy.
 COMMITS = "credits_commits"
@@ -76,6 +78,10 @@ def unapplied_event(event_id: str) -> str:
 
 def webhook_event(event_id: str) -> str:
     return path(WEBHOOK_EVENTS, ids.document_id(event_id))
+
+
+def topup_attempt(attempt_id: str) -> str:
+    return path(TOPUPS, ids.document_id(attempt_id))
 
 
 def stripe_payment(payment_intent: str) -> str:

@@ -28,11 +28,13 @@ from shared.promotions.service import (
     decide_grant,
 )
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend
+from tests.support.fake_ledger import numbered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def snapshot(user_id: str, data=None, documents=None) -> Snapshot:
+    data = numbered(data)
     return Snapshot(read_account(user_id, data), data, dict(documents or {}), NOW)
 
 

@@ -18,6 +18,7 @@ from shared.ledger import accounts, codec
 from shared.ledger.accounts import Account, Entry
 from shared.ledger.models import CreditPool, TransactionType
 from tools.local import stripe_events as sf
+from tests.support.fake_ledger import numbered
 
 GRANT = TransactionType.PROMO_GRANT
 
@@ -229,6 +230,7 @@ def _snap(data, documents=None):
 
     from shared.ledger.change import Snapshot
 
+    data = numbered(data)
     return Snapshot(codec.read_account("u", data), data, dict(documents or {}), datetime(2026, 1, 1, tzinfo=timezone.utc))
 
 
