@@ -7,8 +7,8 @@ Firestore (`FakeBackend`, here), or the real functions on the emulators (the bac
 delivered again later: Stripe retries within hours, Pub/Sub within minutes, the app at once.
 
 What it checks after every step (`check_ledger`, `AppModel.check`):
-- the ledger invariant: each pool is the sum of its records and never negative; once records
-  carry `seq`, they are numbered 1, 2, 3... and each one's `balance_after` is the running sum;
+- the ledger invariant: each pool is the sum of its records and never negative; the records are
+  numbered 1, 2, 3... (`seq`) and each one's `balance_after` is the running sum;
   `credits_owed` is the sum of its parts; `total_spent` is what was spent less what was refunded, and `total_earned`
   what was granted net of what Stripe took back and gave back (`shared.ledger.accounts`);
 - nothing applied twice: at most one grant, purchase, reinstatement or expiry per Stripe fact
@@ -128,14 +128,14 @@ class Ledger:
             "owed": self.owed(),
             "owed_by": dict(self.user.get("credits_owed_by") or {}),
             "totals": (self.user.get("total_earned", 0), self.user.get("total_spent", 0)),
-            "records": [(r["type"], r["pool"], r["amount"], history.canonical(r["source"]), r["description"],
-                         r.get("seq"), r.get("balance_after")) for r in self.records],
+            "records": [(r.get("seq"), r["type"], r["pool"], r["amount"], history.canonical(r["source"]),
+                         r["description"], r.get("balance_after")) for r in self.records],
         }
 
 
 def order(record: dict[str, Any]) -> tuple:
-    """A record's place in its user's ledger: `seq` once records carry it, else its time (the
-    records of one commit are a microsecond apart, in the order they were listed)."""
+    """A record's place in its user's ledger: its `seq` (then its time, for a record without one,
+    which the ledger invariant refuses)."""
     return (record.get("seq") or 0, record["created_at"], record["transaction_id"])
 
 
@@ -178,9 +178,8 @@ def check_ledger(history: History, ledger: Ledger, where: str) -> None:
     monthly, permanent = ledger.pools()
     if monthly < 0 or permanent < 0:
         fail(history, where, f"a pool is negative: {monthly}, {permanent}")
-    numbered = all("seq" in r for r in records)
-    if numbered and [r["seq"] for r in records] != list(range(1, len(records) + 1)):
-        fail(history, where, f"records are not numbered 1..n: {[r['seq'] for r in records]}")
+    if [r.get("seq") for r in records] != list(range(1, len(records) + 1)):
+        fail(history, where, f"records are not numbered 1..n: {[r.get('seq') for r in records]}")
     running = {MONTHLY: 0, PERMANENT: 0}
     earned = spent = 0
     once: Counter = Counter()
@@ -190,9 +189,8 @@ def check_ledger(history: History, ledger: Ledger, where: str) -> None:
         if type(amount) is not int or amount == 0:
             fail(history, where, f"record {r['seq']} has amount {amount!r}")
         running[r["pool"]] += amount
-        after = r.get("balance_after")
-        if numbered and (after["credits_monthly"], after["credits_permanent"]) != (running[MONTHLY],
-                                                                                running[PERMANENT]):
+        after = r["balance_after"]
+        if (after["credits_monthly"], after["credits_permanent"]) != (running[MONTHLY], running[PERMANENT]):
             fail(history, where, f"record {r['seq']} says balance_after {after}, the running sums are {running}")
         kind, source = r["type"], history.canonical(r["source"])
         if kind in EARNING and amount > 0 or kind in ("addon_refunded", "addon_reinstated"):
