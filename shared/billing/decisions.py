@@ -9,9 +9,12 @@ Rules enforced here:
 - an event changes credits once per source: its first marker is the source's own (this invoice,
   session, subscription end) and any further marker guards a wider key (a subscription's period,
   whichever invoice carries it); any marker present is `duplicate`;
-- a decision sees the account (a legacy one migrated first, in the same commit) and the state of
-  every subscription of the user, which lives on the user document (`stripe_subscriptions`, a map
-  by subscription id) and so moves in the same conditioned commit as the pools it decides about;
+- a decision sees the account (a legacy one migrated first, in the same commit) and the user's
+  subscription timeline (`timeline`: every subscription fact with Stripe's time, and the monthly
+  pool's movements between them), which lives on the user document and so moves in the same
+  conditioned commit as the pools it decides about; a subscription decision adds its fact and
+  moves the pool by what replaying the facts in creation order gives (`stripe_subscriptions`
+  shows each subscription as that replay leaves it);
 - `decide_event` turns a decision into one `Change`: the pools, the records with the event's
   source, every marker, the subscription states, the customer-to-user link, the event's journal
   entry (`webhook_events/{event_id}`, its outcome) and the removal of a kept unapplied copy, all
@@ -42,7 +45,7 @@ from .events import Charge, Dispute, Period
 from .journal import JournalEntry, journal_document
 from .outcomes import Outcome
 from .payments import Payment
-from .subscriptions import Decision, SubscriptionState, state_of
+from .subscriptions import Decision
 
 SUBSCRIPTIONS_FIELD = "stripe_subscriptions"
 
@@ -51,12 +54,10 @@ I = TypeVar("I")
 
 @dataclass(frozen=True)
 class Facts:
-    """What a decision sees: the account, the event's subscription, all of the user's other
-    subscriptions, and the other documents the change read (by path)."""
+    """What a decision sees: the account, the other documents the change read (by path), the
+    time, and the user's subscription timeline."""
 
     account: Account
-    state: Optional[SubscriptionState]
-    subscriptions: Mapping[str, SubscriptionState] = field(default_factory=dict)
     documents: Mapping[str, Optional[dict[str, Any]]] = field(default_factory=dict)
     now: Any = None
     # The user's subscription facts and the monthly pool's movements between them.
@@ -323,10 +324,6 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     nothing = Change(result=Decided(Decision(Outcome.DUPLICATE, reason="already applied"), journaled=False))
     if spec.markers[0].ran(snap.documents[spec.markers[0].path]):
         return nothing
-    stored = dict((snap.user_data or {}).get(SUBSCRIPTIONS_FIELD) or {})
-    state = state_of(stored, spec.subscription_id) if spec.subscription_id else None
-    others = {sid: other for sid in stored
-              if sid != spec.subscription_id and (other := state_of(stored, sid)) is not None}
     account, migration = accounts.migrate(snap.account)
     # Expired holds given back in this commit moved the monthly pool before the fact: a movement
     # the timeline must place before it (the kernel records none for a change that records a fact).
@@ -334,8 +331,7 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     before_fact = moves.recorded(snap.user_data, stored_monthly, account.monthly, {})
     user_data = snap.user_data if before_fact is None else {**(snap.user_data or {}), moves.MOVES: before_fact}
     timeline = timeline_.load(user_data, account.monthly, moves.MOVES, moves.EPOCH)
-    facts = Facts(account, state, others, {path: snap.documents[path] for path in spec.documents}, snap.now,
-                  timeline)
+    facts = Facts(account, {path: snap.documents[path] for path in spec.documents}, snap.now, timeline)
     decision = spec.decide(facts, spec.inputs)
     moves_debts = decision.owed_by is not None and decision.owed_by != account.owed_by
     if decision.outcome not in (Outcome.APPLIED, Outcome.IGNORED, Outcome.STALE) or not (decision.writes or moves_debts):
@@ -348,12 +344,6 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         entries = list(decision.entries)
         after = replace(accounts.apply(account, entries), owed_by=decision.owed_by)
     user_fields = {}
-    if decision.state is not None and spec.subscription_id or decision.others:
-        if decision.state is not None and spec.subscription_id:
-            stored[spec.subscription_id] = decision.state.to_dict()
-        for sid, other in (decision.others or {}).items():
-            stored[sid] = other.to_dict()
-        user_fields[SUBSCRIPTIONS_FIELD] = stored
     if decision.user_fields:
         user_fields.update(decision.user_fields)
         if before_fact is not None:

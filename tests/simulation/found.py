@@ -1,10 +1,9 @@
-"""The bugs of `shared/billing` the generated histories found, and the seeds that meet them.
+"""The bugs of `shared/billing` the generated histories found, and the seeds that met them.
 
-Each bug has a minimized case in `test_found_orders.py` (marked `xfail(strict=True)` with the
-reason below). The seeds of `test_user_months.py`'s default run that meet one are listed in
-`KNOWN_BUGS`: they are left out of the main test and run as strict xfails of their own, so the
-suite stays green while the bug stands and tells when it is fixed (the xfail then passes and
-fails the run: remove the seed here and the mark there).
+Each bug has a minimized case in `test_found_orders.py`, named for it, kept as a regression test
+once fixed. While a bug stands, the seeds of `test_user_months.py`'s default run that meet it are
+listed in `KNOWN_BUGS`: they are left out of the main test and run as strict xfails of their own
+(as the minimized case is marked), so the suite stays green and tells when the fix lands.
 """
 
 from __future__ import annotations
@@ -30,21 +29,6 @@ REPLACEMENT_PAUSED_FIRST = ("a replaced subscription's late pause leaves its cre
 REPLACED_UPGRADE = ("an upgrade of a replaced subscription delivered after its replacement's first invoice adds "
                     "credits that invoice had reset (seed 1682 of test_user_months)")
 
-KNOWN_BUGS: dict[int, str] = {
-    9: REPLACEMENT_PAUSED_FIRST,
-    25: PAUSE_AFTER_RESUME,
-    110: FIRST_INVOICE_AFTER_UPGRADE,
-    112: LATE_END,
-    681: FIRST_INVOICE_AFTER_UPGRADE,
-    848: PAUSED_THEN_CANCELLED,
-    1103: EARLY_UPGRADE,
-    1106: SECOND_PAUSE,
-    1191: EARLY_UPGRADE,
-    1448: EARLY_UPGRADE,
-    1554: LATE_END,
-    1642: SECOND_PAUSE,
-    1682: REPLACED_UPGRADE,
-    1890: PAUSE_AFTER_RESUME,
-    1893: PAUSE_AFTER_RESUME,
-    1957: EARLY_UPGRADE,
-}
+# Every bug above is fixed (`shared/billing/timeline.py` replays subscription facts in creation
+# order); the seeds that met them run in the main test again. A seed that meets a new bug goes here.
+KNOWN_BUGS: dict[int, str] = {}

@@ -3,15 +3,14 @@
 Each case is a minimized history from `test_user_months.py` (its seed is named): a few of one
 user's Stripe events, delivered once in the order Stripe created them and once in the order that
 was found, through `shared.billing.service.handle` on the in-memory Firestore. CONTRACT section
-4 ("Delivery order") says the monthly pool must end the same. Cases the code does not meet yet
-are marked `xfail(strict=True)`: each starts passing, and so fails here, once it is fixed.
+4 ("Delivery order") says the monthly pool must end the same. Each once failed (the reasons in
+`found.py` say how); they stay as regression tests of the timeline that fixed them.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 
 from shared.billing import service as webhooks
 from shared.ledger import collections
@@ -47,7 +46,6 @@ def assert_same_as_creation_order(events, order, monkeypatch, user_id):
     assert found == in_order, f"monthly {found} delivered in order {order}, {in_order} in creation order"
 
 
-@pytest.mark.xfail(strict=True, reason=LATE_END)
 def test_a_replaced_subscription_s_late_cancellation_leaves_its_replacement_s_own_rollover_alone(monkeypatch):
     a = Customer("found-replaced")
     b = a.with_subscription("sub_found_replaced_b")
@@ -58,7 +56,6 @@ def test_a_replaced_subscription_s_late_cancellation_leaves_its_replacement_s_ow
     assert_same_as_creation_order(events, [0, 2, 3, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=LATE_END)
 def test_a_late_pause_leaves_what_a_renewal_after_its_resume_rolled_over_alone(monkeypatch):
     a = Customer("found-late-pause")
     events = [a.renewal(1, PRO), a.paused(T0 + 10 * DAY, PRO), a.resumed(T0 + 20 * DAY, PRO),
@@ -67,7 +64,6 @@ def test_a_late_pause_leaves_what_a_renewal_after_its_resume_rolled_over_alone(m
     assert_same_as_creation_order(events, [0, 2, 3, 4, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=PAUSE_AFTER_RESUME)
 def test_a_second_pause_delivered_after_its_own_resume_still_empties_the_pool(monkeypatch):
     a = Customer("found-second-pause")
     events = [a.renewal(1, STARTER), a.paused(T0 + 5 * DAY, STARTER), a.resumed(T0 + 10 * DAY, STARTER),
@@ -76,7 +72,6 @@ def test_a_second_pause_delivered_after_its_own_resume_still_empties_the_pool(mo
     assert_same_as_creation_order(events, [0, 1, 2, 3, 5, 4], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=SECOND_PAUSE)
 def test_a_second_pause_delivered_before_the_first_one_s_resume_still_empties_the_pool(monkeypatch):
     a = Customer("found-early-pause")
     events = [a.renewal(1, PRO), a.paused(T0 + 5 * DAY, PRO), a.resumed(T0 + 10 * DAY, PRO),
@@ -85,7 +80,6 @@ def test_a_second_pause_delivered_before_the_first_one_s_resume_still_empties_th
     assert_same_as_creation_order(events, [0, 1, 4, 2, 3], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=EARLY_UPGRADE)
 def test_an_upgrade_delivered_before_the_renewal_of_its_own_period_keeps_its_credits(monkeypatch):
     a = Customer("found-early-upgrade")
     events = [a.renewal(1, STARTER), a.renewal(2, STARTER), a.change(2, STARTER, PRO, day=5)]
@@ -93,7 +87,6 @@ def test_an_upgrade_delivered_before_the_renewal_of_its_own_period_keeps_its_cre
     assert_same_as_creation_order(events, [0, 2, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=PAUSED_THEN_CANCELLED)
 def test_a_paused_then_cancelled_replaced_subscription_leaves_its_replacement_nothing_to_roll_over(monkeypatch):
     a = Customer("found-paused-replaced")
     b = a.with_subscription("sub_found_paused_replaced_b")
@@ -103,7 +96,6 @@ def test_a_paused_then_cancelled_replaced_subscription_leaves_its_replacement_no
     assert_same_as_creation_order(events, [0, 3, 2, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=CANCELLED_REPLACEMENT)
 def test_a_replacement_s_cancellation_empties_the_pool_though_the_replaced_subscription_s_pause_comes_last(
         monkeypatch):
     a = Customer("found-cancelled-replacement")
@@ -114,7 +106,6 @@ def test_a_replacement_s_cancellation_empties_the_pool_though_the_replaced_subsc
     assert_same_as_creation_order(events, [0, 2, 3, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=FIRST_INVOICE_AFTER_UPGRADE)
 def test_an_upgrade_delivered_before_a_replacement_s_first_invoice_does_not_keep_the_old_plan_s_credits(
         monkeypatch):
     a = Customer("found-upgrade-first")
@@ -124,7 +115,6 @@ def test_an_upgrade_delivered_before_a_replacement_s_first_invoice_does_not_keep
     assert_same_as_creation_order(events, [0, 2, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=REPLACED_UPGRADE)
 def test_an_upgrade_of_a_replaced_subscription_arriving_after_its_replacement_s_first_invoice_adds_nothing(
         monkeypatch):
     a = Customer("found-replaced-upgrade")
@@ -134,7 +124,6 @@ def test_an_upgrade_of_a_replaced_subscription_arriving_after_its_replacement_s_
     assert_same_as_creation_order(events, [0, 2, 1], monkeypatch, a.user_id)
 
 
-@pytest.mark.xfail(strict=True, reason=REPLACEMENT_PAUSED_FIRST)
 def test_a_replaced_subscription_s_late_pause_empties_the_pool_when_its_replacement_was_paused_first(monkeypatch):
     a = Customer("found-replacement-paused-first")
     b = a.with_subscription("sub_found_replacement_paused_first_b")
