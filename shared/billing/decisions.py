@@ -176,10 +176,10 @@ def decide_renewal(facts: Facts, line: PlanLine) -> Decision:
     fact = timeline_.Fact(timeline_.RENEWAL, line.subscription_id, line.period.start, line.key,
                           grant=subscriptions.allowance(line.plan, line.quantity), cap=line.plan.rollover_cap,
                           period_end=line.period.end, price_id=line.plan.price_id)
-    if facts.timeline.knows(fact.kind, fact.key):
-        return Decision(Outcome.DUPLICATE, reason="this period was already renewed")
     if any(at > fact.at for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
         return Decision(Outcome.STALE, reason="a later period was already renewed")
+    if facts.timeline.knows(fact.kind, fact.key):
+        return Decision(Outcome.DUPLICATE, reason="this period was already renewed")
     return _record(facts, fact, Outcome.STALE if _late(facts, fact) else Outcome.IGNORED,
                    "the period began before the subscription was paused or ended, or another renewal holds the pool")
 
@@ -192,6 +192,12 @@ def decide_upgrade(facts: Facts, line: PlanLine) -> Decision:
         return Decision(Outcome.DUPLICATE, reason="this change was already applied")
     if any(at >= fact.period_end for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
         return Decision(Outcome.STALE, reason="the change belongs to a period before the one last renewed")
+    sub = timeline_.replay(facts.timeline)[1].get(line.subscription_id, timeline_.Sub())
+    if (sub.period_start is not None and sub.period_start <= fact.at < (sub.period_end or 0)
+            and fact.grant <= sub.granted):
+        # Its period's renewal is known and grants as much: nothing inserted later can raise
+        # what this change adds above nothing, so it is not kept.
+        return Decision(Outcome.IGNORED, reason="not an upgrade: a smaller or equal allowance waits for the renewal")
     return _record(facts, fact, Outcome.STALE if _late(facts, fact) else Outcome.IGNORED,
                    "not an upgrade (a smaller or equal allowance waits for the renewal), or its period's renewal "
                    "is not known yet")
@@ -199,7 +205,7 @@ def decide_upgrade(facts: Facts, line: PlanLine) -> Decision:
 
 def _ended_by(facts: Facts, subscription_id: str, at: int) -> bool:
     """Whether the subscription's end is known and came at or before `at`."""
-    ended = timeline_.replay(facts.timeline)[1].get(subscription_id, timeline_.Sub()).ended_at
+    ended = timeline_.replay(facts.timeline)[1].get(subscription_id, timeline_.Sub()).canceled_at
     return ended is not None and ended <= at
 
 

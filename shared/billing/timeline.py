@@ -4,7 +4,7 @@ This is how subscription credits converge whatever order Stripe delivers in. Rul
 - every subscription fact applied (a renewal, an upgrade, a pause, a resume, an end) is kept on
   the user document (`stripe_facts`) with the time Stripe gave it: a renewal at its line's period
   start, an upgrade at its proration line's start, a pause or resume at its event's `created`, an
-  end at `ended_at`; each has the delivery number it arrived with (`epoch`);
+  end at `canceled_at`; each has the delivery number it arrived with (`epoch`);
 - the monthly pool's other movements (spends, refunds, take-backs, adjustments) are kept between
   them by the kernel (`ledger.moves`), each placed right after the facts that had arrived before it;
 - `replay` runs the facts in creation order, with the movements in their places, from the pool the
@@ -66,10 +66,10 @@ class Sub:
     period_end: Optional[int] = None
     granted: int = 0
     paused: bool = False
-    ended_at: Optional[int] = None
+    canceled_at: Optional[int] = None
 
     def holds(self, at: int) -> bool:
-        return (self.ended_at is None and not self.paused and self.period_start is not None
+        return (self.canceled_at is None and not self.paused and self.period_start is not None
                 and self.period_start <= at < (self.period_end or 0))
 
 
@@ -136,23 +136,23 @@ def _holder(subs: Mapping[str, Sub], own: str, at: int) -> bool:
 
 def _apply(pool: int, sub: Sub, fact: Fact, subs: Mapping[str, Sub]) -> tuple[int, Sub]:
     if fact.kind == RENEWAL:
-        if sub.ended_at is not None or (sub.period_start is not None and fact.at <= sub.period_start):
+        if sub.canceled_at is not None or (sub.period_start is not None and fact.at <= sub.period_start):
             return pool, sub
         return min(pool, fact.cap) + fact.grant, replace(
             sub, price_id=fact.price_id, period_start=fact.at, period_end=fact.period_end, granted=fact.grant,
             paused=False)
     if fact.kind == UPGRADE:
         # An upgrade counts in the period it falls in: once that period's renewal is known.
-        if sub.ended_at is not None or sub.period_start is None or not sub.period_start <= fact.at < (sub.period_end or 0):
+        if sub.canceled_at is not None or sub.period_start is None or not sub.period_start <= fact.at < (sub.period_end or 0):
             return pool, sub
         if fact.grant <= sub.granted:
             return pool, sub
         return pool + fact.grant - sub.granted, replace(sub, price_id=fact.price_id, granted=fact.grant)
     if fact.kind == RESUME:
         return pool, replace(sub, paused=False)
-    if sub.ended_at is not None:
+    if sub.canceled_at is not None:
         return pool, sub
-    after = replace(sub, paused=True) if fact.kind == PAUSE else replace(sub, ended_at=fact.at)
+    after = replace(sub, paused=True) if fact.kind == PAUSE else replace(sub, canceled_at=fact.at)
     if _holder(subs, fact.subscription_id, fact.at):
         return pool, after
     return 0, after
