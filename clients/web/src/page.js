@@ -52,7 +52,7 @@ watchHistory(
   uid,
   HISTORY_ROWS,
   (rows, { fromCache }) => {
-    $("history-note").textContent = fromCache ? "offline: last known records" : "";
+    $("history-note").textContent = fromCache ? "offline: last known records" : rows.length ? "" : "none yet";
     $("history").replaceChildren(
       ...rows.map((row) => {
         const tr = document.createElement("tr");
