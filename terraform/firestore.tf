@@ -1,4 +1,4 @@
-# The Firestore database, its client rules (firestore.rules) and the indexes its queries need.
+# The Firestore database, its client rules (firestore.rules) and the indexes of the history queries.
 
 resource "google_firestore_database" "credits" {
   # The functions use the default database.

@@ -95,3 +95,11 @@ def test_each_history_query_of_the_apps_client_has_its_composite_index(order_by)
     wanted = ("credits_transactions", (("user_id", "ASCENDING"), (order_by, "DESCENDING")))
 
     assert wanted in firestore_indexes().values()
+
+
+def test_no_two_firestore_indexes_are_the_same():
+    # Firestore refuses to create an index that exists already, so a duplicate fails the apply.
+    seen: dict[tuple, str] = {}
+    for name, definition in firestore_indexes().items():
+        assert definition not in seen, f"{name} and {seen[definition]} define the same index"
+        seen[definition] = name
