@@ -8,7 +8,10 @@ Ports (each can be moved with the environment variable named beside it):
   promo_grant         8083  PROMO_GRANT_PORT
   ledger_events       8084  LEDGER_EVENTS_PORT  (fed by scripts/local_events.py, as Eventarc would)
   Stripe API stand-in 8086  STRIPE_API_PORT     (tools/local/stripe_api.py; STRIPE_API_BASE points at it)
+  balance page        8087  WEB_PORT            (tools/local/web_page.py: clients/web, the balance live)
 
+The Firestore emulator enforces terraform/firestore.rules on clients, as Google Cloud does (the
+functions and the operator command use the emulator's owner credential, which rules do not govern).
 Every port is checked before anything starts: a port something else serves stops the run with its
 name, so the functions never talk to a stranger's server. Everything listens on 127.0.0.1 only.
 Each process writes its output to a log file of its own under the log directory (printed at start).
@@ -45,7 +48,9 @@ SERVICES = {
     "pubsub": (8085, "Pub/Sub emulator"),
     "stripe_api": (8086, "Stripe API stand-in"),
     **{name: (number, f"function {name}") for name, number in FUNCTIONS.items()},
+    "web": (8087, "balance page"),
 }
+RULES = ROOT / "terraform" / "firestore.rules"
 EXPORT_NAME = "firestore_export"
 SEED_USER, SEED_CREDITS = "user123", 500
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_secret"
@@ -125,6 +130,12 @@ def stripe_api_command(number: int, api_key: str) -> list[str]:
     return [sys.executable, "-m", "tools.local.stripe_api", "--host", HOST, "--port", str(number), "--api-key", api_key]
 
 
+def web_page_command(number: int, firestore_host: str, project: str) -> list[str]:
+    """The example balance page (clients/web), read from the Firestore emulator under the client rules."""
+    return [sys.executable, "-m", "tools.local.web_page", "--host", HOST, "--port", str(number),
+            "--firestore", firestore_host, "--project", project, "--user", SEED_USER]
+
+
 def wait_for_port(number: int, process: subprocess.Popen, what: str, log_path: Path, timeout: float = 60) -> None:
     """Until `process` serves `number`; the port was free before it started, so the server is ours."""
     deadline = time.monotonic() + timeout
@@ -199,7 +210,8 @@ class LocalRun:
         self.log_dir = log_dir
         self.keep_data = keep_data
         self.chosen = ports()
-        self.firestore = Emulator("firestore", self.chosen["firestore"])
+        # The client rules in force, so the balance page reads exactly what the app's client may.
+        self.firestore = Emulator("firestore", self.chosen["firestore"], extra_args=(f"--rules={RULES}",))
         self.pubsub = Emulator("pubsub", self.chosen["pubsub"])
         self.firestore.log_path = log_dir / "firestore-emulator.log"
         self.pubsub.log_path = log_dir / "pubsub-emulator.log"
@@ -247,6 +259,8 @@ class LocalRun:
             started = self.spawn(name, function_command(name, self.chosen[name]), env)
             wait_for_port(self.chosen[name], started.process, f"function {name}", started.log_path)
         self.after_start(env)
+        web = self.spawn("web", web_page_command(self.chosen["web"], self.firestore.host, self.project), env)
+        wait_for_port(self.chosen["web"], web.process, "the balance page", web.log_path)
 
     def after_start(self, env: dict[str, str]) -> None:
         """Wiring that needs the emulators and functions up (topics, subscriptions, forwarders)."""
@@ -274,6 +288,7 @@ class LocalRun:
             if started.name in FUNCTIONS:
                 print(f"{started.name:<19} listening on http://{HOST}:{self.chosen[started.name]}/  log {started.log_path}")
         print(f"{'events forwarder':<19} log {self.log('ledger-events-forwarder')}")
+        print(f"{'balance page':<19} http://{HOST}:{self.chosen['web']}/?uid={SEED_USER}  log {self.log('web')}")
         if self.keep_data:
             print(f"Firestore data is exported to {self.keep_data} when the run stops (Ctrl-C).")
         else:

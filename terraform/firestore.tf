@@ -108,6 +108,40 @@ resource "google_firestore_index" "transactions_by_seq" {
   }
 }
 
+# The app's own client (CONTRACT section 7; clients/web): a user's history newest first, as
+# `where user_id == uid, orderBy created_at desc, limit n` and `where user_id == uid, orderBy seq desc,
+# limit n`. Firestore orders ties by document name in the same direction, which each index carries
+# implicitly.
+resource "google_firestore_index" "client_history_by_created_at" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_transactions"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+resource "google_firestore_index" "client_history_by_seq" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_transactions"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "seq"
+    order      = "DESCENDING"
+  }
+}
+
 # The hold expiry sweep: status == "held" and expires_at <= now, soonest first
 # (shared/store/scans.py's expired_holds).
 resource "google_firestore_index" "expired_holds" {

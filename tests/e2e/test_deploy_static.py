@@ -70,3 +70,36 @@ def test_every_skipped_check_is_deliberate_with_its_reason_beside_the_resource(s
     # Every written skip names a check that still fires: no stale suppressions.
     assert set(written) == {check["check_id"] for check in skipped}
     assert all(len(reason) > 20 for reasons in written.values() for reason in reasons)
+
+
+def firestore_indexes() -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """Every `google_firestore_index` written out in terraform/: name -> (collection, fields in order)."""
+    indexes = {}
+    for path in terraform_files():
+        text = path.read_text()
+        for header in re.finditer(r'resource\s+"google_firestore_index"\s+"([^"]+)"\s*\{', text):
+            depth, end = 1, header.end()
+            while depth:
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                end += 1
+            body = text[header.end():end]
+            collection = re.search(r'collection\s*=\s*"([^"]+)"', body).group(1)
+            fields = re.findall(r'\bfields\s*\{\s*field_path\s*=\s*"([^"]+)"\s*order\s*=\s*"([^"]+)"\s*\}', body)
+            indexes[header.group(1)] = (collection, tuple(fields))
+    return indexes
+
+
+@pytest.mark.parametrize("order_by", ["created_at", "seq"])
+def test_each_history_query_of_the_apps_client_has_its_composite_index(order_by):
+    # where user_id == uid, orderBy <order_by> desc, limit n (CONTRACT section 7; clients/web/src/live.js)
+    wanted = ("credits_transactions", (("user_id", "ASCENDING"), (order_by, "DESCENDING")))
+
+    assert wanted in firestore_indexes().values()
+
+
+def test_no_two_firestore_indexes_are_the_same():
+    # Firestore refuses to create an index that exists already, so a duplicate fails the apply.
+    seen: dict[tuple, str] = {}
+    for name, definition in firestore_indexes().items():
+        assert definition not in seen, f"{name} and {seen[definition]} define the same index"
+        seen[definition] = name
