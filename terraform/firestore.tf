@@ -42,30 +42,14 @@ resource "google_firebaserules_release" "firestore" {
   }
 }
 
-# The app's own client (CONTRACT section 7): where user_id == uid, orderBy created_at desc.
-resource "google_firestore_index" "transactions_by_user" {
-  database   = google_firestore_database.credits.name
-  collection = "credits_transactions"
-
-  fields {
-    field_path = "user_id"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
-  }
-}
-
 # A user's records by seq (shared/store/scans.py): GET /transactions/{user_id} with each
-# combination of its filters, GET /balance/{user_id}?as_of=, the store's learning of a
-# document's last seq, and the app's client query orderBy seq desc. Equality filters (user_id,
+# combination of its filters, GET /balance/{user_id}?as_of=, and the store's learning of a
+# document's last seq. Without a filter they use `client_history_by_seq` below (Firestore refuses
+# two identical indexes). Equality filters (user_id,
 # type, pool) come first; a range on created_at (since, until, as_of) is ordered after seq, in
 # the same direction, as Firestore orders a query with an inequality on another field.
 locals {
   transaction_seq_indexes = {
-    by_seq                = []
     by_type_and_seq       = ["type"]
     by_pool_and_seq       = ["pool"]
     by_type_pool_and_seq  = ["type", "pool"]
