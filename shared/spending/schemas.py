@@ -5,12 +5,14 @@ Rules enforced here:
 - amounts are 1 to 1,000,000,000, descriptions up to 500 characters, keys 1 to 255 characters;
 - `dry_run` is a strict boolean; a hold's `hold_id` follows the user id rules and its
   `expires_in` is 1 to 86,400 seconds (default 900);
+- a listing's `limit` is 1 to 100 (default 20) and its `page_token` at most 1,024 characters;
+  `GET /holds` needs its `user_id` and takes a `status` of the four a hold can read as;
 - unknown fields are ignored.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,18 +64,15 @@ class CaptureBody(BaseModel):
     amount: Optional[Amount] = None
 
 
-class SweepBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 200
-
-
-class ReconcileSweepBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    limit: Annotated[int, Field(strict=True, ge=1, le=2000)] = 500
-
-
 class HistoryQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None
+
+
+class HoldsQuery(BaseModel):
+    """`GET /holds`: whose holds, in which status (any if absent), one page of them."""
+
+    user_id: UserId
+    status: Optional[Literal["held", "captured", "released", "expired"]] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None
