@@ -8,6 +8,7 @@ Ports (each can be moved with the environment variable named beside it):
   promo_grant         8083  PROMO_GRANT_PORT
   ledger_events       8084  LEDGER_EVENTS_PORT  (fed by scripts/local_events.py, as Eventarc would)
   Stripe API stand-in 8086  STRIPE_API_PORT     (tools/local/stripe_api.py; STRIPE_API_BASE points at it)
+  operator_sweeps     8087  OPERATOR_SWEEPS_PORT  (the sweeps Cloud Scheduler calls in Google Cloud)
 
 Every port is checked before anything starts: a port something else serves stops the run with its
 name, so the functions never talk to a stranger's server. Everything listens on 127.0.0.1 only.
@@ -38,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.emulators import PROJECT, Emulator  # noqa: E402
 
 HOST = "127.0.0.1"
-FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084}
+FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084,
+             "operator_sweeps": 8087}
 # What the run serves, in start order: name -> (default port, what it is).
 SERVICES = {
     "firestore": (8080, "Firestore emulator"),
