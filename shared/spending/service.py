@@ -8,7 +8,10 @@ Rules enforced here:
   committing are committed together (`store.group`), each decided in turn;
 - a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
   credits read as given back before its release is written;
-- history pages are newest first, and a page token only continues the listing that issued it.
+- history pages are newest first, and a page token only continues the listing that issued it;
+- a balance read imports only what it reads with: the commit machinery and the history's scans
+  are imported by the first spend or history page (a cold start that answers a balance first
+  does not pay for them).
 """
 
 from __future__ import annotations
@@ -19,10 +22,8 @@ from typing import Any, Optional
 from ..common import log, settings
 from ..common.errors import ConfigurationError
 from ..ledger import codec, collections, holds
-from ..store import documents, scans
+from ..store import documents
 from ..store.client import utcnow
-from ..store.group import change_user_grouped
-from . import page_tokens
 from .rules import (
     DEFAULT_DESCRIPTION,
     SpendOrder,
@@ -45,6 +46,9 @@ def spend_order() -> SpendOrder:
 
 def spend(user_id: str, amount: int, description: str = "", idempotency_key: Optional[str] = None) -> SpendResult:
     """Take `amount` credits from the user's pools in the configured order, once per key."""
+    # The commit machinery is imported by the first spend: a balance read never needs it.
+    from ..store.group import change_user_grouped
+
     order = spend_order()
     request = SpendRequest(user_id, amount, description or DEFAULT_DESCRIPTION, idempotency_key)
     command = request.command
@@ -78,6 +82,9 @@ def owed(user_id: str) -> dict[str, Any]:
 
 def history(user_id: str, limit: int = 20, page_token: Optional[str] = None) -> dict[str, Any]:
     """One page of the user's records, newest first, and the token of the next page or None."""
+    from ..store import scans
+    from . import page_tokens
+
     after = page_tokens.decode(user_id, page_token) if page_token else None
     # One extra record tells whether another page exists without a second query.
     rows = scans.list_transactions(user_id, limit + 1, after)
