@@ -101,7 +101,7 @@ def get_balance(request, user_id: str):
 
 
 def get_transactions(request, user_id: str):
-    query = _validated(_schemas().HistoryQuery, request.args.to_dict(), "query")
+    query = _validated(_schemas().HistoryQuery, http.query(request), "query")
     return http.respond(spending.history(valid_id(user_id), query.limit, query.page_token))
 
 
@@ -126,7 +126,7 @@ def post_holds(request):
 def get_holds(request):
     from shared.spending import holds_service
 
-    query = _validated(_schemas().HoldsQuery, request.args.to_dict(), "query")
+    query = _validated(_schemas().HoldsQuery, http.query(request), "query")
     return http.respond(holds_service.list_holds(query.user_id, query.status, query.limit, query.page_token))
 
 

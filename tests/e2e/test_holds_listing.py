@@ -162,3 +162,14 @@ def test_holds_takes_get_and_post_only(spend_client, db):
 
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, POST"
+
+
+def test_a_query_that_is_not_utf8_is_400_and_never_names_another_user(spend_client, db):
+    seed("%FF", permanent=10)
+    hold(spend_client, "%FF", "pct")
+
+    response = spend_client.get("/holds", query_string="user_id=%FF")
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == [{"field": "query", "problem": "not UTF-8"}]
+    assert ids(listing(spend_client, user_id="%FF")) == ["pct"]  # the id itself, sent encoded
