@@ -3,9 +3,9 @@
 Parses and validates at the edge, calls one service per route, and maps every error to a
 response in one place (`spend`). No business rules live here.
 
-A cold start imports what the balance and spend routes need; the modules of the other routes
-(refunds, holds, settings, the request schemas) are imported by the first request that needs
-them, so an instance that starts to answer a balance read does not pay for them first.
+A cold start imports what a balance read needs; the modules of the other routes (the commit
+machinery, refunds, holds, settings, the request schemas) are imported by the first request that
+needs them, so an instance that starts to answer a balance read does not pay for them first.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Optional
 
 import functions_framework
+from pydantic import ValidationError
 
 from shared.common import http, jsontext, log, server
 from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
+from shared.common.validation import invalid
 from shared.common.validation import user_id as valid_id
 from shared.spending import service as spending
 
@@ -38,10 +40,6 @@ functions_framework.errorhandler(Exception)(http.envelope_handler("spend", allow
 
 
 def _validated(model, value, what: str = "request"):
-    from pydantic import ValidationError
-
-    from shared.common.validation import invalid
-
     try:
         return model.model_validate(value)
     except ValidationError as exc:
@@ -49,6 +47,7 @@ def _validated(model, value, what: str = "request"):
 
 
 def _schemas():
+    # The request schemas build their validators when first imported: by the first request that needs one.
     from shared.spending import schemas
 
     return schemas

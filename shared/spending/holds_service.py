@@ -26,6 +26,7 @@ from ..ledger.holds import EXPIRED, HELD, MAX_OPEN_HOLDS
 from ..store import documents, scans
 from ..store.client import utcnow
 from ..store.commit import change_user
+from . import page_tokens
 from .holds import (
     HoldRequest,
     HoldResult,
@@ -39,7 +40,6 @@ from .holds import (
     stored_statuses,
 )
 from .refunds import RefundRequest, RefundResult, decide_refund
-from . import page_tokens
 from .rules import SpendRequest, SpendResult, preview_spend
 from .service import spend_order
 
