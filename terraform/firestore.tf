@@ -1,5 +1,5 @@
-# The Firestore database, its client rules (firestore.rules) and the indexes GET /transactions and
-# GET /holds need.
+# The Firestore database, its client rules (firestore.rules) and the indexes of the history queries
+# and of GET /holds.
 
 resource "google_firestore_database" "credits" {
   # The functions use the default database.
@@ -43,8 +43,7 @@ resource "google_firebaserules_release" "firestore" {
   }
 }
 
-# GET /transactions/{user_id}: where user_id == X, newest first, ties broken by transaction_id
-# (the order shared/store/scans.py's list_transactions asks for).
+# The app's own client (CONTRACT section 7): where user_id == uid, orderBy created_at desc.
 resource "google_firestore_index" "transactions_by_user" {
   database   = google_firestore_database.credits.name
   collection = "credits_transactions"
@@ -58,10 +57,55 @@ resource "google_firestore_index" "transactions_by_user" {
     field_path = "created_at"
     order      = "DESCENDING"
   }
+}
+
+# A user's records by seq (shared/store/scans.py): GET /transactions/{user_id} with each
+# combination of its filters, GET /balance/{user_id}?as_of=, the store's learning of a
+# document's last seq, and the app's client query orderBy seq desc. Equality filters (user_id,
+# type, pool) come first; a range on created_at (since, until, as_of) is ordered after seq, in
+# the same direction, as Firestore orders a query with an inequality on another field.
+locals {
+  transaction_seq_indexes = {
+    by_seq                = []
+    by_type_and_seq       = ["type"]
+    by_pool_and_seq       = ["pool"]
+    by_type_pool_and_seq  = ["type", "pool"]
+    by_seq_in_time        = ["created_at"]
+    by_type_seq_in_time   = ["type", "created_at"]
+    by_pool_seq_in_time   = ["pool", "created_at"]
+    by_type_pool_seq_time = ["type", "pool", "created_at"]
+  }
+}
+
+resource "google_firestore_index" "transactions_by_seq" {
+  for_each   = local.transaction_seq_indexes
+  database   = google_firestore_database.credits.name
+  collection = "credits_transactions"
 
   fields {
-    field_path = "transaction_id"
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  dynamic "fields" {
+    for_each = [for field in each.value : field if field != "created_at"]
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = "seq"
     order      = "DESCENDING"
+  }
+
+  dynamic "fields" {
+    for_each = contains(each.value, "created_at") ? ["created_at"] : []
+    content {
+      field_path = fields.value
+      order      = "DESCENDING"
+    }
   }
 }
 
@@ -155,7 +199,7 @@ resource "google_firestore_field" "user_last_updated_unindexed" {
 
 # `created_at` on the records is queried in ascending order by the usage report
 # (scans.transactions_between), so its ascending index stays; the descending and array-contains
-# indexes are never used and only add index writes. GET /transactions uses the composite index
+# indexes are never used and only add index writes. The history queries use the composite indexes
 # above, whose entries start with user_id and are not sequential across users.
 resource "google_firestore_field" "transaction_created_at_ascending_only" {
   database   = google_firestore_database.credits.name
@@ -187,6 +231,25 @@ resource "google_firestore_field" "commit_witness_created_at_unindexed" {
   database   = google_firestore_database.credits.name
   collection = "credits_commits"
   field      = "created_at"
+
+  index_config {}
+}
+
+# The Stripe events' journal (webhook_events/{event_id}): what Stripe sent and what became of it,
+# kept 400 days after an event's last delivery (`expire_at`), then deleted by Firestore's TTL policy.
+# The raw body is never queried, so it is not indexed (it would also exceed an index entry's size).
+resource "google_firestore_field" "webhook_events_ttl" {
+  database   = google_firestore_database.credits.name
+  collection = "webhook_events"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
+resource "google_firestore_field" "webhook_events_raw_unindexed" {
+  database   = google_firestore_database.credits.name
+  collection = "webhook_events"
+  field      = "raw"
 
   index_config {}
 }

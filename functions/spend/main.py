@@ -96,12 +96,30 @@ def post_spend(request):
 
 
 def get_balance(request, user_id: str):
-    return http.respond(spending.balance(valid_id(user_id)))
+    user = valid_id(user_id)
+    params = http.query(request)
+    if "as_of" not in params:
+        # The plain read, the one a cold start most often answers first: no schema to build.
+        return http.respond(spending.balance(user))
+    query = _validated(_schemas().BalanceQuery, params, "query")
+    return http.respond(spending.balance_as_of(user, query.as_of))
 
 
 def get_transactions(request, user_id: str):
-    query = _validated(_schemas().HistoryQuery, http.query(request), "query")
-    return http.respond(spending.history(valid_id(user_id), query.limit, query.page_token))
+    user = valid_id(user_id)
+    query = _query(_schemas().HistoryQuery, request)
+    where = spending.HistoryFilter(types=query.type, pool=query.pool.value if query.pool else None,
+                                   since=query.since, until=query.until)
+    return http.respond(spending.history(user, query.limit, query.page_token, where))
+
+
+def _query(model, request):
+    """The query string validated by `model`; a repeated `type` counts as its values comma-separated."""
+    pairs = http.query_pairs(request)
+    args = http.query(request)
+    if "type" in args:
+        args["type"] = ",".join(value for name, value in pairs if name == "type")
+    return _validated(model, args, "query")
 
 
 def post_refunds(request):
@@ -125,7 +143,7 @@ def post_holds(request):
 def get_holds(request):
     from shared.spending import holds_service
 
-    query = _validated(_schemas().HoldsQuery, http.query(request), "query")
+    query = _query(_schemas().HoldsQuery, request)
     return http.respond(holds_service.list_holds(query.user_id, query.status, query.limit, query.page_token))
 
 

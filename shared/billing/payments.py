@@ -9,7 +9,8 @@ Rules enforced here (CONTRACT section 4b):
   payment's charges), never more than what disputes still holding credits leave of `granted`;
 - a dispute claims, once, every credit of the payment not yet claimed; one that closes `won`
   gives back what it claimed (its own debt cancelled first), after which refunds may claim
-  what they could not before; a dispute known to be won before it claimed anything claims nothing;
+  what they could not before; a dispute known to be won before it claimed anything claims and
+  gives back in the same change, so the pools end as when its close comes after it;
 - a claim is taken permanent pool first, then monthly, the rest owed (`accounts.take_back`),
   `source` the charge or dispute id; credits given back pay other debts first;
 - facts about a payment whose session is not applied yet are only remembered (pending); the
@@ -151,10 +152,9 @@ def settle(payment: Payment, account: Account) -> tuple[Account, list[Entry]]:
         dispute = payment.disputes[dispute_id]
         if dispute["claimed"] is not None:
             continue
-        if dispute.get("status") == WON:
-            # Won before it took anything: nothing to take, nothing to give back.
-            dispute.update(claimed=0, reinstated=True)
-            continue
+        # A dispute known to be won before it took anything still takes and gives back, in this one
+        # change, exactly as when its close comes after it: what it gives back goes to the permanent
+        # pool whatever pool it was taken from, so skipping both would leave another split of pools.
         claim = payment.granted - payment.refund_claimed - _holding(payment)
         dispute["claimed"] = max(claim, 0)
         if claim > 0:

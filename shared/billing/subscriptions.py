@@ -36,8 +36,10 @@ from ..ledger.accounts import Entry
 from ..ledger.models import CreditPool, TransactionType
 from .catalog import Catalog, Plan
 from .events import InvoiceLine, Period
+from .outcomes import Outcome
 
-APPLIED, DUPLICATE, STALE, IGNORED, UNAPPLIED = "applied", "duplicate", "stale", "ignored", "unapplied"
+APPLIED, DUPLICATE, STALE, IGNORED, UNAPPLIED = (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE, Outcome.IGNORED,
+                                                 Outcome.UNAPPLIED)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,15 @@ class SubscriptionState:
     upgraded_at: Optional[int] = None
     # What the last renewal kept of the pool before it (rolled over, up to the plan's cap).
     rolled_over: int = 0
+    # What this subscription's end (a pause or cancellation, at `end_took_at`) took from the pool
+    # while no other subscription was known to hold it. Another subscription renewed for a period
+    # that began before that end held the pool in creation order: its renewal, when it arrives,
+    # rolls these credits over as if the end had come after it.
+    end_took: int = 0
+    end_took_at: Optional[int] = None
+    # The rollover cap of the plan last renewed: how much a late first invoice of a subscription
+    # this one replaced may still add to what this renewal rolled over.
+    rollover_cap: int = 0
 
     @property
     def paused(self) -> bool:
@@ -91,6 +102,12 @@ class Decision:
     owed_by: Optional[tuple[tuple[str, int], ...]] = None
     # Documents the change writes over the version it read (a payment's document).
     documents: Optional[dict[str, dict[str, Any]]] = None
+    # The user's other subscriptions whose state this decision changes (by id).
+    others: Optional[dict[str, SubscriptionState]] = None
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.entries or self.state is not None or self.documents or self.others)
 
 
 def _day(epoch: int) -> str:
@@ -105,14 +122,17 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
           others: Optional[Mapping[str, SubscriptionState]] = None) -> Decision:
     """Reset (or roll over up to the cap) the monthly pool for a new period of the plan.
 
-    `others` are the user's other subscriptions: one renewed for a later period holds the pool.
+    `others` are the user's other subscriptions: one renewed for a later period holds the pool;
+    one that ended after this period began, and took the pool because this renewal was not known
+    yet, gives what it took back to the pool this renewal rolls over.
     """
     state = state or SubscriptionState()
-    if state.canceled_at is not None and period.start < state.canceled_at:
-        return Decision(STALE, reason="the period began before the subscription ended")
-    later = later_other(others or {}, period.start)
+    others = others or {}
+    later = later_other(others, period.start)
     if later is not None:
-        return Decision(STALE, reason=f"subscription {later} was renewed for a later period: the monthly pool holds its credits")
+        return _into_later(monthly, state, plan, quantity, period, later, others[later])
+    if state.canceled_at is not None and period.start < state.canceled_at:
+        return _before_end(state, plan, quantity, period, state.canceled_at, STALE)
     if state.period_start is None and state.upgraded_at is not None and period.start <= state.upgraded_at < period.end:
         return _after_upgrade(state, plan, quantity, period)
     if state.period_start is not None:
@@ -124,21 +144,23 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
     if state.paused_at is not None and period.start < state.paused_at:
         # In creation order the pause came after this period began and emptied the pool: it
         # already took what this renewal would have granted.
-        return Decision(IGNORED, (), replace(state, price_id=plan.price_id, period_start=period.start,
-                                             period_end=period.end, granted=grant, rolled_over=0),
-                        reason="the subscription was paused after this period began: the pause took its credits")
-    kept = min(monthly, plan.rollover_cap)
-    forfeited = monthly - kept
+        return _before_end(state, plan, quantity, period, state.paused_at, IGNORED)
+    # Ends of other subscriptions that came after this period began took, in their delivery,
+    # what in creation order this renewal found in the pool.
+    giving_back = {sid: other for sid, other in others.items()
+                   if other.end_took > 0 and other.end_took_at is not None and other.end_took_at >= period.start}
+    restored = sum(other.end_took for other in giving_back.values())
+    kept = min(monthly + restored, plan.rollover_cap)
     entries = []
-    if forfeited:
-        entries.append(
-            Entry(
-                TransactionType.MONTHLY_EXPIRED,
-                CreditPool.MONTHLY,
-                -forfeited,
-                f"Monthly credits expired at renewal ({kept} rolled over, cap {plan.rollover_cap})",
-            )
-        )
+    if kept > monthly:
+        entries.append(Entry(
+            TransactionType.SUBSCRIPTION_GRANT, CreditPool.MONTHLY, kept - monthly,
+            f"Monthly credits of {', '.join(sorted(giving_back))} rolled over: "
+            "it ended after this period began, so the renewal holds them"))
+    elif monthly > kept:
+        entries.append(Entry(
+            TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -(monthly - kept),
+            f"Monthly credits expired at renewal ({kept} rolled over, cap {plan.rollover_cap})"))
     entries.append(
         Entry(
             TransactionType.SUBSCRIPTION_GRANT,
@@ -149,9 +171,69 @@ def renew(monthly: int, state: Optional[SubscriptionState], plan: Plan, quantity
     )
     new_state = replace(
         state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant,
-        rolled_over=kept,
+        rolled_over=kept, rollover_cap=plan.rollover_cap,
     )
-    return Decision(APPLIED, tuple(entries), new_state, resets_monthly=True)
+    gave_back = {sid: replace(other, end_took=0) for sid, other in giving_back.items()}
+    return Decision(APPLIED, tuple(entries), new_state, resets_monthly=True, others=gave_back or None)
+
+
+def _into_later(monthly: int, state: SubscriptionState, plan: Plan, quantity: int, period: Period, later_id: str,
+                later: SubscriptionState) -> Decision:
+    """A renewal older than another subscription's last renewal, which holds the pool.
+
+    If this subscription was still running when the later one renewed, this renewal came first
+    in creation order: it reset the pool (keeping up to its own cap) and the later renewal then
+    rolled that over, up to its cap. The later renewal kept `r` of the pool, so the pool it found
+    was `r` (or at least its cap, when `r` is the cap); what it would have kept instead is
+    `min(min(r, own cap) + allowance, its cap)`, and the difference moves now. A renewal older
+    than one of its own subscription's is `stale` (what a skipped period would have rolled over
+    is not recomputed), and so is one of a subscription that ended before the later one renewed.
+    """
+    if state.period_start is not None and period.start <= state.period_start:
+        if period.start == state.period_start:
+            return Decision(DUPLICATE, reason="this period was already renewed")
+        return Decision(STALE, reason="a later period was already renewed")
+    ended = state.canceled_at if state.canceled_at is not None else state.paused_at
+    if ended is not None and ended < later.period_start:
+        return Decision(STALE, reason=f"subscription {later_id} was renewed for a later period, after this one ended")
+    grant = allowance(plan, quantity)
+    kept = min(min(later.rolled_over, plan.rollover_cap) + grant, later.rollover_cap)
+    new_state = replace(state, price_id=plan.price_id, period_start=period.start, period_end=period.end, granted=grant,
+                        rolled_over=0, rollover_cap=plan.rollover_cap)
+    # The pool may have been spent since: an expiry takes at most what is left.
+    moved = max(kept - later.rolled_over, -max(monthly, 0))
+    reason = f"subscription {later_id} renewed after this period began: it holds the pool and rolls this period over"
+    if moved == 0:
+        return Decision(IGNORED, (), new_state, reason=reason)
+    if moved > 0:
+        entry = Entry(TransactionType.SUBSCRIPTION_GRANT, CreditPool.MONTHLY, moved,
+                      f"Monthly credits for {plan.price_id}, period {_day(period.start)} to {_day(period.end)}, "
+                      f"rolled over into {later_id}, which renewed after it")
+    else:
+        entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, moved,
+                      f"Monthly credits expired at the renewal of {plan.price_id} for {_day(period.start)}, "
+                      f"before {later_id} rolled the pool over")
+    return Decision(APPLIED, (entry,), new_state, others={later_id: replace(later, rolled_over=kept)}, reason=reason)
+
+
+def _before_end(state: SubscriptionState, plan: Plan, quantity: int, period: Period, ended_at: int,
+                outcome: Outcome) -> Decision:
+    """A renewal of a period that began before the subscription's pause or end, arriving after it.
+
+    In creation order the renewal came first and the end then emptied the pool: the pool stays as
+    it is (`outcome`: `stale` after a cancellation, as section 4 says, `ignored` after a pause),
+    and what the end would have taken is remembered (`end_took`), for a subscription that replaced
+    this one and renewed before the end to roll over when it arrives.
+    """
+    if state.period_start is not None and period.start <= state.period_start:
+        if outcome == STALE or period.start < state.period_start:
+            return Decision(STALE, reason="a later period was already renewed")
+        return Decision(DUPLICATE, reason="this period was already renewed")
+    grant = allowance(plan, quantity)
+    took = min(state.end_took, plan.rollover_cap) + grant if state.end_took_at == ended_at else state.end_took
+    return Decision(outcome, (), replace(state, price_id=plan.price_id, period_start=period.start,
+                                         period_end=period.end, granted=grant, rolled_over=0, end_took=took),
+                    reason="the period began before the subscription was paused or ended, which took its credits")
 
 
 def _after_upgrade(state: SubscriptionState, plan: Plan, quantity: int, period: Period) -> Decision:
@@ -207,12 +289,60 @@ def later_other(others: Mapping[str, SubscriptionState], start: int) -> Optional
 
 
 def active_other(others: Mapping[str, SubscriptionState], at: int) -> Optional[str]:
-    """Another subscription that is active and renewed for a period ending after `at`, if any."""
+    """Another subscription that is active and renewed for a period that holds `at`, if any."""
     for subscription_id in sorted(others):
         other = others[subscription_id]
-        if other.canceled_at is None and not other.paused and other.period_end is not None and other.period_end > at:
+        if (other.canceled_at is None and not other.paused and other.period_start is not None
+                and other.period_start <= at and other.period_end is not None and other.period_end > at):
             return subscription_id
     return None
+
+
+def _renewed_after(state: SubscriptionState, others: Mapping[str, SubscriptionState], at: int) -> Optional[str]:
+    """The subscription (this one, as "", or another) last renewed for a period that began after `at`."""
+    candidates = {"": state, **others}
+    after = [(candidate.period_start, sid) for sid, candidate in candidates.items()
+             if candidate.period_start is not None and candidate.period_start > at]
+    return max(after)[1] if after else None
+
+
+def _end(monthly: int, state: SubscriptionState, at: int, others: Mapping[str, SubscriptionState],
+         new_state: SubscriptionState, what: str) -> Decision:
+    """Empty the monthly pool for a pause or cancellation at `at`, as creation order would have.
+
+    A subscription active and renewed over `at` holds the pool: nothing changes. A renewal of a
+    period that began after `at` (of this or another subscription) reset the pool since: only
+    what it rolled over from before is the end's to take. Otherwise the end takes the pool, and
+    remembers what it took (`end_took`) for a renewal that began before it and arrives later.
+    """
+    holder = active_other(others, at)
+    if holder is not None:
+        return Decision(
+            IGNORED, (), new_state,
+            reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
+        )
+    since = _renewed_after(state, others, at)
+    if since is not None:
+        renewal = new_state if since == "" else others[since]
+        take = min(renewal.rolled_over, monthly)
+        rolled = replace(renewal, rolled_over=renewal.rolled_over - take)
+        changed_others = None
+        if since == "":
+            new_state = rolled
+        else:
+            changed_others = {since: rolled}
+        if take <= 0:
+            return Decision(IGNORED, (), new_state, reason="a period paid since holds the pool",
+                            others=changed_others)
+        entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -take,
+                      f"Subscription {what}: monthly credits rolled over from before it expired")
+        return Decision(APPLIED, (entry,), new_state, others=changed_others)
+    new_state = replace(new_state, end_took=max(monthly, 0), end_took_at=at)
+    if monthly <= 0:
+        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
+    entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly,
+                  f"Subscription {what}: monthly credits expired")
+    return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
 
 
 def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int,
@@ -224,17 +354,7 @@ def cancel(monthly: int, state: Optional[SubscriptionState], ended_at: int,
     state = state or SubscriptionState()
     if state.canceled_at is not None:
         return Decision(DUPLICATE, reason="the subscription's end was already applied")
-    new_state = replace(state, canceled_at=ended_at)
-    holder = active_other(others or {}, ended_at)
-    if holder is not None:
-        return Decision(
-            IGNORED, (), new_state,
-            reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
-        )
-    if monthly <= 0:
-        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
-    entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription ended: monthly credits expired")
-    return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
+    return _end(monthly, state, ended_at, others or {}, replace(state, canceled_at=ended_at), "ended")
 
 
 def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int,
@@ -256,28 +376,7 @@ def pause(monthly: int, state: Optional[SubscriptionState], paused_at: int,
     if (state.paused_at is not None and state.resumed_at is not None
             and state.paused_at <= paused_at <= state.resumed_at):
         return Decision(STALE, reason="the subscription was already paused then")
-    new_state = replace(state, paused_at=paused_at)
-    holder = active_other(others or {}, paused_at)
-    if holder is not None:
-        return Decision(
-            IGNORED, (), new_state,
-            reason=f"subscription {holder} is active and renewed: the monthly pool holds its credits, none change",
-        )
-    renewed_since = state.period_start is not None and state.period_start > paused_at
-    if renewed_since:
-        # The renewal since reset the pool: only what it rolled over from before the pause is the
-        # pause's to take; the new period's own credits stand.
-        take = min(state.rolled_over, monthly)
-        new_state = replace(new_state, rolled_over=state.rolled_over - take)
-        if take <= 0:
-            return Decision(IGNORED, (), new_state, reason="a period paid since the pause holds the pool")
-        entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -take,
-                      "Subscription paused: monthly credits rolled over from before the pause expired")
-        return Decision(APPLIED, (entry,), new_state)
-    if monthly <= 0:
-        return Decision(IGNORED, (), new_state, reason="the monthly pool was already empty", resets_monthly=True)
-    entry = Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, -monthly, "Subscription paused: monthly credits expired")
-    return Decision(APPLIED, (entry,), new_state, resets_monthly=True)
+    return _end(monthly, state, paused_at, others or {}, replace(state, paused_at=paused_at), "paused")
 
 
 def resume(state: Optional[SubscriptionState], resumed_at: int) -> Decision:

@@ -186,17 +186,23 @@ def path_segments(request) -> list[str]:
     return path.split("/") if path else []
 
 
-def query(request) -> dict[str, str]:
-    """The query's parameters (the first value of each name), decoded strictly as UTF-8: a query
-    that is not UTF-8 is a 400, never another id (a server leaves `%FF` as those three characters)."""
+def query_pairs(request) -> list[tuple[str, str]]:
+    """The query's parameters in order, repeats included, decoded strictly as UTF-8: a query that
+    is not UTF-8 is a 400, never another id (a server leaves `%FF` as those three characters)."""
     raw = request.environ.get("QUERY_STRING", "")
-    params: dict[str, str] = {}
     try:
         # Unquoted as latin-1, each escaped byte becomes the one character that encodes back to it.
-        for name, value in urllib.parse.parse_qsl(raw, keep_blank_values=True, encoding="latin-1"):
-            params.setdefault(_utf8_strict(name), _utf8_strict(value))
+        return [(_utf8_strict(name), _utf8_strict(value))
+                for name, value in urllib.parse.parse_qsl(raw, keep_blank_values=True, encoding="latin-1")]
     except (UnicodeEncodeError, UnicodeDecodeError):
         raise InvalidRequest("the query is not UTF-8 text", fields=[{"field": "query", "problem": "not UTF-8"}]) from None
+
+
+def query(request) -> dict[str, str]:
+    """The query's parameters, the first value of each name (see `query_pairs`)."""
+    params: dict[str, str] = {}
+    for name, value in query_pairs(request):
+        params.setdefault(name, value)
     return params
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 
@@ -93,3 +94,9 @@ def correction_id(user_id: str, pool_field: str, stored: int, ledger: int) -> st
 def correction_record_id(correction: str) -> str:
     """The id of the `adjustment` record a ledger correction writes (one per correction)."""
     return f"txn_{correction}"
+
+
+def topup_attempt_id(user_id: str, now: datetime) -> str:
+    """An auto top-up attempt's id: the user's digest and the decision's time, so attempts of a user
+    never collide and the id (Stripe's idempotency key for its charge) names no user data."""
+    return f"topup_{digest('topup', user_id)[:20]}_{now.strftime('%Y%m%dT%H%M%S%f')}"

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ..common.errors import InvalidPayload
-from ..ledger.codec import balance_view, stored_balance_view, transaction_view
+from ..ledger.codec import stored_balance_view, transaction_view
 from ..ledger.holds import effective_account
 from ..ledger.models import iso_z
 
@@ -130,7 +130,7 @@ def _effective(user_id: str, data: Optional[Mapping[str, Any]], at: Optional[dat
     """The balance `GET /balance` would show for `data` at `at`: expired holds count as given back."""
     if at is None:
         return stored_balance_view(user_id, dict(data) if data else None)["balance"]
-    return balance_view(effective_account(user_id, dict(data) if data else None, at), None)["balance"]
+    return effective_account(user_id, dict(data) if data else None, at).balance
 
 
 def messages_for(

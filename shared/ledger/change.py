@@ -3,6 +3,9 @@
 Rules enforced here:
 - a decision is a pure function of a `Snapshot` (the user's account and raw document, the
   other documents it asked to read, the time) returning a `Change`;
+- a decision's records continue the user's ledger from `Snapshot.position` (`records.records`
+  numbers them); a snapshot that follows records not yet committed (expired holds released in
+  the same commit) says so in `after`;
 - a `Change` is immutable; two changes committed together become one by `merge`, the only
   way changes are combined, so what the later one writes wins and nothing is dropped;
 - a `Change` with no account, records or document writes commits nothing;
@@ -25,6 +28,7 @@ from typing import Any, Generic, Mapping, Optional, TypeVar
 from . import collections
 from .accounts import Account
 from .models import BaseCreditTransaction
+from .records import Position, position_of
 
 R = TypeVar("R")
 
@@ -48,6 +52,14 @@ class Snapshot:
     now: datetime
     # Holds whose expiry the commit writes before the decision's own change (see ledger.holds).
     released: tuple[str, ...] = ()
+    # Where the ledger stands after records the same commit writes before this decision's
+    # (the releases above); None: where the stored document says.
+    after: Optional[Position] = None
+
+    @property
+    def position(self) -> Position:
+        """Where the decision's first record continues the user's ledger."""
+        return self.after if self.after is not None else position_of(self.account, self.user_data)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,10 @@ class Change(Generic[R]):
     delete: tuple[str, ...] = ()
     # Extra fields stored on the user document beside the pools.
     user_fields: Mapping[str, Any] = field(default_factory=dict)
+    # Where the user's ledger ends once existing records are renumbered (`credits migrate`,
+    # which writes no record of its own); None: after this change's records, as the kernel
+    # numbers them.
+    last_seq: Optional[int] = None
 
     def __post_init__(self) -> None:
         # Callers pass lists and dicts; the change keeps its own read-only copies.
@@ -106,4 +122,5 @@ class Change(Generic[R]):
             overwrite={**self.overwrite, **later.overwrite},
             delete=tuple(dict.fromkeys(self.delete + later.delete)),
             user_fields={**self.user_fields, **later.user_fields},
+            last_seq=later.last_seq if later.last_seq is not None else self.last_seq,
         )

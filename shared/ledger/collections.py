@@ -19,6 +19,8 @@ PROMO_REJECTED = "promo_rejected"
 WEBHOOK_APPLIED = "webhook_applied"
 STRIPE_CUSTOMERS = "stripe_customers"
 UNAPPLIED_EVENTS = "webhook_unapplied"
+# One document per Stripe event received: what Stripe sent and what became of it (its outcome).
+WEBHOOK_EVENTS = "webhook_events"
 HOLDS = "credit_holds"
 SPEND_REFUNDS = "spend_refunds"
 # One document per add-on payment (Stripe PaymentIntent): its user, what it granted, what
@@ -26,6 +28,8 @@ SPEND_REFUNDS = "spend_refunds"
 STRIPE_PAYMENTS = "stripe_payments"
 # Bookkeeping of scheduled operations, one document each (no credit data).
 OPERATIONS = "credits_operations"
+# Auto top-up attempts, one document each (CONTRACT section 9).
+TOPUPS = "credits_topups"
 # One witness per commit, created by it alone: how a commit whose reply was lost is known to have
 # landed (store.pipeline). Kept a week, then deleted by Firestore's TTL policy.
 COMMITS = "credits_commits"
@@ -70,6 +74,14 @@ def customer_link(customer_id: str) -> str:
 
 def unapplied_event(event_id: str) -> str:
     return path(UNAPPLIED_EVENTS, ids.document_id(event_id))
+
+
+def webhook_event(event_id: str) -> str:
+    return path(WEBHOOK_EVENTS, ids.document_id(event_id))
+
+
+def topup_attempt(attempt_id: str) -> str:
+    return path(TOPUPS, ids.document_id(attempt_id))
 
 
 def stripe_payment(payment_intent: str) -> str:

@@ -26,7 +26,7 @@ from .accounts import MONTHLY, PERMANENT, Account, Entry
 from .change import Change, Snapshot
 from .models import BaseCreditTransaction, CreditPool, TransactionType
 
-OPEN_HOLDS = "open_holds"
+OPEN_HOLDS = codec.OPEN_HOLDS
 # Bounds the user document and the commit that releases them all (about 5 writes a hold).
 MAX_OPEN_HOLDS = 50
 
@@ -113,6 +113,11 @@ def open_holds_of(user_data: Optional[Mapping[str, Any]]) -> dict[str, dict[str,
     return {key: dict(value) for key, value in ((user_data or {}).get(OPEN_HOLDS) or {}).items()}
 
 
+def held_by(open_holds: Mapping[str, Any], now: datetime) -> int:
+    """What `open_holds` (as `open_holds_of` gives them) take, expired ones counted as given back."""
+    return codec.held({OPEN_HOLDS: open_holds}, now)
+
+
 def open_hold_entry(hold: Mapping[str, Any]) -> dict[str, Any]:
     """What the user document keeps of an open hold: enough to release it without another read."""
     return {name: hold[name] for name in ("hold_id", "amount", "description", "created_at", "expires_at", "drawn")}
@@ -167,8 +172,10 @@ class Released:
         return released.merge(change)
 
 
-def release_expired(user_id: str, account: Account, user_data: Optional[Mapping[str, Any]], now: datetime) -> Released:
-    """The account with every expired open hold given back, and what that writes."""
+def release_expired(user_id: str, account: Account, user_data: Optional[Mapping[str, Any]], now: datetime,
+                    position: Optional[records.Position] = None) -> Released:
+    """The account with every expired open hold given back, and what that writes (its records
+    numbered on from `position`, by default where the stored document says)."""
     holds = open_holds_of(user_data)
     expired = sorted(
         ((key, entry) for key, entry in holds.items() if is_expired(entry, now)),
@@ -178,12 +185,14 @@ def release_expired(user_id: str, account: Account, user_data: Optional[Mapping[
     if not expired or account.is_legacy:
         return released
     at = now
+    position = records.position_of(account, user_data) if position is None else position
     for key, entry in expired:
         drawn = drawn_entries(entry["drawn"])
         amount = sum(taken for _, taken in drawn)
         entries = give_back(drawn, {}, amount, EXPIRY_DESCRIPTION,
                             spent_before_reset(entry.get("created_at"), user_data))
-        written = records.records(user_id, entries, entry["hold_id"], at)
+        written = records.records(user_id, entries, entry["hold_id"], at, at=position)
+        position = records.position_after(position, written)
         at += timedelta(microseconds=len(written))
         released.account = accounts.apply(released.account, entries)
         released.records.extend(written)
@@ -201,7 +210,8 @@ def settle_expired(snapshot: Snapshot) -> tuple[Snapshot, Released]:
 
     The decision's records come after the releases' records in time, as they do in the commit.
     """
-    released = release_expired(snapshot.account.user_id, snapshot.account, snapshot.user_data, snapshot.now)
+    released = release_expired(snapshot.account.user_id, snapshot.account, snapshot.user_data, snapshot.now,
+                               snapshot.after)
     if not released.hold_ids:
         return snapshot, released
     user_data = {**(snapshot.user_data or {}), OPEN_HOLDS: released.open_holds}
@@ -216,6 +226,7 @@ def settle_expired(snapshot: Snapshot) -> tuple[Snapshot, Released]:
         documents=documents,
         now=snapshot.now + timedelta(microseconds=len(released.records)),
         released=tuple(released.hold_ids),
+        after=records.position_after(snapshot.position, released.records),
     )
     return settled, released
 
@@ -223,7 +234,9 @@ def settle_expired(snapshot: Snapshot) -> tuple[Snapshot, Released]:
 def effective_account(user_id: str, user_data: Optional[Mapping[str, Any]], now: datetime) -> Account:
     """The account a read shows: expired holds count as given back, though nothing is written yet."""
     account = codec.read_account(user_id, user_data)
-    return release_expired(user_id, account, user_data, now).account
+    # Only the account is kept, so the records' numbering does not matter (and a read never
+    # needs the document's `last_seq`).
+    return release_expired(user_id, account, user_data, now, records.Position()).account
 
 
 def open_hold_key(hold_id: str) -> str:

@@ -3,7 +3,10 @@
 Rules enforced here:
 - credits are integers, never floats, and pools are never negative;
 - `balance` is computed as `credits_monthly + credits_permanent`, never stored separately;
-- timestamps serialize as ISO 8601 UTC with a trailing `Z`.
+- timestamps serialize as ISO 8601 UTC with a trailing `Z`;
+- a record carries its place in its user's ledger (`seq`, 1, 2, 3, ...) and the pools right
+  after it (`balance_after`); both are optional only so that a record written before they
+  existed still reads (`credits migrate` numbers those).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ def iso_z(value: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, the one timestamp format every response uses."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(timezone.utc)
+    # strftime's %Y does not pad a year below 1000 on every platform; four digits always.
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
@@ -81,15 +86,28 @@ class BaseUserCredits(CreditBalance):
 
 
 class CreditBalanceResponse(BaseUserCredits):
-    """Exactly the spec's balance response: the user document's fields in the spec's order."""
+    """Exactly the contract's balance response: the user document's fields in the spec's order,
+    then what is owed and what open holds take (both 0 when there is none)."""
+
+    credits_owed: NonNegative = 0
+    credits_held: NonNegative = 0
 
     _ORDER = ("user_id", "credits_monthly", "credits_permanent", "balance",
-              "total_earned", "total_spent", "last_updated")
+              "total_earned", "total_spent", "last_updated", "credits_owed", "credits_held")
 
     @model_serializer(mode="wrap")
     def _in_spec_order(self, handler):  # type: ignore[no-untyped-def]
         data = handler(self)
         return {key: data[key] for key in self._ORDER}
+
+
+class BalanceAfter(BaseModel):
+    """A user's pools right after one record (`balance_after`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    credits_monthly: Annotated[int, Field(strict=True)]
+    credits_permanent: Annotated[int, Field(strict=True)]
 
 
 class BaseCreditTransaction(BaseModel):
@@ -105,3 +123,5 @@ class BaseCreditTransaction(BaseModel):
     description: str = ""
     source: Optional[str] = None
     created_at: Timestamp
+    seq: Optional[Annotated[int, Field(strict=True, ge=1)]] = None
+    balance_after: Optional[BalanceAfter] = None

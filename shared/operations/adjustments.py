@@ -109,7 +109,8 @@ def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentR
     entry = Entry(TransactionType.ADJUSTMENT, request.pool, request.amount,
                   f"Adjustment by {request.operator}: {request.reason}")
     after, entries = accounts.grant_and_collect(account, [entry])
-    written = records.records(request.user_id, migration + entries, request.adjustment_id, snap.now)
+    written = records.records(request.user_id, migration + entries, request.adjustment_id, snap.now,
+                              at=snap.position)
     record = written[len(migration)]
     transaction = record.model_dump(mode="json")
     audit = command.record(
@@ -125,7 +126,8 @@ def decide_adjustment(snap: Snapshot, request: Adjustment) -> Change[AdjustmentR
         transaction=json.dumps(transaction, separators=(",", ":")),
     )
     return Change(
-        result=AdjustmentResult(request.adjustment_id, False, transaction, codec.balance_view(after, snap.now)),
+        result=AdjustmentResult(request.adjustment_id, False, transaction,
+                                codec.balance_view(after, snap.now, codec.held(snap.user_data, snap.now))),
         account=after,
         records=written,
         create={command.path: audit},

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from ..common import ids, log
 from ..ledger import collections, records
-from ..ledger.accounts import Entry, totals_change
+from ..ledger.accounts import MONTHLY, Entry, totals_change
 from ..ledger.change import Change, Snapshot
 from ..ledger.models import TransactionType
 from ..store.commit import change_user
@@ -66,8 +66,14 @@ def decide_correction(snap: Snapshot, fixes: tuple[Correction, ...], operator: s
         # The pool stays as stored; only the totals move, by the rule every record follows.
         earned, spent = totals_change(entry.type, entry.amount)
         account = replace(account, total_earned=account.total_earned + earned, total_spent=account.total_spent + spent)
+    # The records explain pools that do not move: right before them, the ledger stood at the
+    # stored pools less what they add.
+    start = snap.position
+    for _, entry in entries:
+        start = records.Position(start.seq, start.monthly - (entry.amount if entry.pool is MONTHLY else 0),
+                                 start.permanent - (0 if entry.pool is MONTHLY else entry.amount))
     written = records.records(snap.account.user_id, [entry for _, entry in entries], None, snap.now,
-                              ids=[ids.correction_record_id(fix.correction_id) for fix, _ in entries])
+                              ids=[ids.correction_record_id(fix.correction_id) for fix, _ in entries], at=start)
     audits = {
         audit_path(fix): {
             "adjustment_id": fix.correction_id,

@@ -9,17 +9,24 @@ Rules enforced here:
   without a second record; anything else (a record that disagrees with the balance, a balance
   that is not a whole non-negative number) is left untouched for a person to review;
 - the totals a legacy document carried predate the ledger, so migration stores them as
-  `legacy_total_earned` and `legacy_total_spent` for reconciliation.
+  `legacy_total_earned` and `legacy_total_spent` for reconciliation;
+- a user's records are numbered in commit order (`plan_numbering`): those written before `seq`
+  existed come first, by `created_at` (then id: records of one commit share a time only when
+  the time cannot order them anyway), then the numbered ones in their `seq` order, each
+  `balance_after` the running sums of the pools; a record already numbered so is left as it
+  is, so a numbered ledger plans nothing, and the document's `last_seq` becomes the count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterable, Mapping, Optional
 
 from ..ledger.accounts import Account, migrate
-from ..ledger.codec import LEGACY_EARNED, LEGACY_SPENT, is_legacy_document, read_account
+from ..ledger.codec import LEGACY_EARNED, LEGACY_SPENT, is_legacy_document, last_seq, read_account
+from ..ledger.models import CreditPool
 
 
 class MigrationAction(str, Enum):
@@ -100,3 +107,70 @@ def decide_migration(
         MigrationAction.REVIEW,
         f"migration records total {sum(prior)} but the legacy balance is {balance}",
     )
+
+
+@dataclass(frozen=True)
+class NumberingPlan:
+    """What numbering one user's records writes: the new `seq` and `balance_after` of each
+    record that needs them (by record id, in `seq` order), and the document's `last_seq`."""
+
+    numbers: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
+    last_seq: int = 0
+    # Whether the document's `last_seq` must be written.
+    document: bool = False
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.numbers) or self.document
+
+
+_EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _created(record: Mapping[str, Any]) -> datetime:
+    value = record.get("created_at")
+    if not isinstance(value, datetime):
+        return _EPOCH
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _numbered(record: Mapping[str, Any]) -> bool:
+    seq = record.get("seq")
+    return isinstance(seq, int) and not isinstance(seq, bool)
+
+
+def numbering_order(records: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The ids of a user's records (by id) in commit order, as far as it can be known (see the
+    module's rules)."""
+    unnumbered = sorted((rid for rid, r in records.items() if not _numbered(r)),
+                        key=lambda rid: (_created(records[rid]), rid))
+    numbered = sorted((rid for rid, r in records.items() if _numbered(r)),
+                      key=lambda rid: (records[rid]["seq"], _created(records[rid]), rid))
+    return unnumbered + numbered
+
+
+def plan_numbering(data: Optional[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]) -> NumberingPlan:
+    """How one user's records (by id) are numbered 1..n with their running sums; nothing for a
+    user whose document is absent or still legacy (their records are reconcile's to report)."""
+    if data is None or is_legacy_document(data):
+        return NumberingPlan()
+    running = {CreditPool.MONTHLY.value: 0, CreditPool.PERMANENT.value: 0}
+    numbers: dict[str, tuple[int, dict[str, int]]] = {}
+    ordered = numbering_order(records)
+    for seq, record_id in enumerate(ordered, start=1):
+        record = records[record_id]
+        pool = record.get("pool")
+        if pool in running:
+            running[pool] += _whole(record.get("amount"))
+        after = {"credits_monthly": running[CreditPool.MONTHLY.value],
+                 "credits_permanent": running[CreditPool.PERMANENT.value]}
+        if record.get("seq") != seq or record.get("balance_after") != after:
+            numbers[record_id] = (seq, after)
+    # A document without `last_seq` learns it on its next change (`store.pipeline`): written
+    # here only with renumbered records, or when it says a wrong one.
+    stored = last_seq(data)
+    return NumberingPlan(numbers, len(ordered), document=stored is not None and stored != len(ordered))

@@ -29,6 +29,11 @@ Rules enforced here:
   - `payment`: per add-on payment, `refund_claimed` = what the ledger took back for its charges
     plus what they still owe, and each dispute's claim (0 once won) = what was taken back for
     it plus what it still owes; credits taken back for a source no payment names are drift;
+- every record carries `seq` and `balance_after` (`sequence`): the user's records are numbered
+  1..n with no gap and no repeat, walking them in `seq` order each `balance_after` is the
+  running sums of the pools so far, and the document's `last_seq` (when it has one) is n; the
+  first break is reported (records written before `seq` existed are numbered by
+  `credits migrate`);
 - a plain pool drift is corrected in the ledger, never in the pool: one `adjustment` record of
   stored - ledger (`correction`), with an id derived from the drift; other drift (totals, debts,
   derived documents) is reported, never corrected;
@@ -48,6 +53,7 @@ from ..common import ids
 from ..ledger.accounts import totals_change
 from ..ledger.codec import (
     CREDITS_OWED,
+    last_seq,
     LEGACY_EARNED,
     LEGACY_SPENT,
     UNATTRIBUTED,
@@ -61,7 +67,8 @@ from ..ledger.models import CreditPool, TransactionType
 # Which check a drift comes from: the user document against the ledger, a record that names no
 # user, or one of the documents derived from the ledger (a spend's give-back totals, a hold, an
 # add-on payment).
-ACCOUNT, RECORD, SPEND_REFUNDS, HOLD, PAYMENT = "account", "record", "spend_refunds", "hold", "payment"
+ACCOUNT, RECORD, SPEND_REFUNDS, HOLD, PAYMENT, SEQUENCE = (
+    "account", "record", "spend_refunds", "hold", "payment", "sequence")
 POOLS = (CreditPool.MONTHLY.value, CreditPool.PERMANENT.value)
 
 
@@ -87,6 +94,8 @@ class LedgerSums:
     drawn_by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     # Credits each wanted source's `monthly_expired` records expired.
     expired_by_source: dict[str, int] = field(default_factory=dict)
+    # Each record's place in the ledger: (seq, pool, amount, balance_after, id); None where absent.
+    numbering: list[tuple[Optional[int], Any, int, Optional[tuple[int, int]], str]] = field(default_factory=list)
 
     def refunded(self, source: str) -> dict[str, int]:
         """What the `refund` records of `source` gave back, by pool."""
@@ -126,6 +135,8 @@ class LedgerSums:
             kind = TransactionType(record.get("type"))
         except ValueError:
             kind = None
+        self.numbering.append((_seq(record.get("seq")), pool, amount, _after(record.get("balance_after")),
+                               str(record.get("transaction_id"))))
         if kind is not None:
             earned, spent = totals_change(kind, amount)
             self.earned += earned
@@ -137,6 +148,19 @@ class LedgerSums:
             elif kind in (TransactionType.REFUND, TransactionType.SPENT, TransactionType.MONTHLY_EXPIRED):
                 self._by_source(kind, record, pool, amount)
         self.records += 1
+
+
+def _seq(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _after(value: Any) -> Optional[tuple[int, int]]:
+    if not isinstance(value, Mapping):
+        return None
+    monthly, permanent = value.get("credits_monthly"), value.get("credits_permanent")
+    if _seq(monthly) is None or _seq(permanent) is None:
+        return None
+    return monthly, permanent
 
 
 @dataclass(frozen=True)
@@ -263,9 +287,49 @@ class Derived:
             str(h.get("hold_id")) for h in self.holds)
 
 
+def sequence_drift(user_id: str, data: Optional[Mapping[str, Any]], sums: LedgerSums) -> list[Drift]:
+    """The first break in the numbering of the user's records (see the module's rules), if any.
+
+    Records without a user document, or beside a legacy one, are drift already (`compare`);
+    their numbering waits for the document."""
+    if data is None or is_legacy_document(data):
+        return []
+    entries = sums.numbering
+    total = len(entries)
+    lacking = [entry for entry in entries if entry[0] is None or entry[3] is None]
+    if lacking:
+        return [Drift(user_id, "seq", total - len(lacking), total,
+                      f"{len(lacking)} of {total} records lack seq or balance_after; credits migrate numbers them",
+                      SEQUENCE, lacking[0][4])]
+    ordered = sorted(entries, key=lambda entry: entry[0])
+    for expected, entry in enumerate(ordered, start=1):
+        if entry[0] != expected:
+            what = "repeats" if expected > 1 and entry[0] == ordered[expected - 2][0] else "skips to"
+            return [Drift(user_id, "seq", entry[0], expected, f"the records' numbering {what} seq {entry[0]}",
+                          SEQUENCE, entry[4])]
+    monthly = permanent = 0
+    for seq, pool, amount, after, record_id in ordered:
+        if pool == CreditPool.MONTHLY.value:
+            monthly += amount
+        elif pool == CreditPool.PERMANENT.value:
+            permanent += amount
+        if after != (monthly, permanent):
+            name, stored, ledger = (("credits_monthly", after[0], monthly) if after[0] != monthly
+                                    else ("credits_permanent", after[1], permanent))
+            return [Drift(user_id, f"balance_after.{name}", stored, ledger,
+                          f"record seq {seq}: balance_after is not the running sum of its records", SEQUENCE,
+                          record_id)]
+    stored = last_seq(data)
+    if stored is not None and stored != total:
+        return [Drift(user_id, "last_seq", stored, total, "the user document's last_seq is not its records' count",
+                      SEQUENCE)]
+    return []
+
+
 def user_drift(user_id: str, data: Optional[Mapping[str, Any]], sums: LedgerSums, derived: Derived) -> list[Drift]:
     """Every drift of one user: their document, their debts and their derived documents."""
-    return (compare(user_id, data, sums) + owed_drift(user_id, data, sums, derived.payments)
+    return (compare(user_id, data, sums) + sequence_drift(user_id, data, sums)
+            + owed_drift(user_id, data, sums, derived.payments)
             + spend_refunds_drift(user_id, sums, derived.spend_refunds)
             + holds_drift(user_id, data, sums, derived.holds)
             + payments_drift(user_id, data, sums, derived.payments))

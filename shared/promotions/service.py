@@ -66,7 +66,8 @@ def decide_grant(snap: Snapshot, message: PromoMessage, user_id: str) -> Change[
         + [collections.document_id(record_path)]
         + [new_transaction_id() for _ in entries[1:]]
     )
-    written = records.records(user_id, migration + entries, message.grant_id, snap.now, ids=record_ids)
+    written = records.records(user_id, migration + entries, message.grant_id, snap.now, ids=record_ids,
+                              at=snap.position)
     return Change(result=GRANTED, account=after, records=written)
 
 

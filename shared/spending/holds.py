@@ -104,7 +104,7 @@ def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Chan
     account, migration = accounts.migrate(snap.account)
     entries = plan_spend(account, request.amount, request.description, order)
     after = accounts.apply(account, entries)
-    written = records.records(request.user_id, migration + entries, request.hold_id, snap.now)
+    written = records.records(request.user_id, migration + entries, request.hold_id, snap.now, at=snap.position)
     expires_at = snap.now + timedelta(seconds=request.expires_in)
     hold = {
         "hold_id": request.hold_id,
@@ -122,7 +122,7 @@ def decide_hold(snap: Snapshot, request: HoldRequest, order: SpendOrder) -> Chan
         "status": HELD,
         "expires_at": iso_z(expires_at),
         "transactions": records.views(written[len(migration):]),
-        "balance": codec.balance_view(after, snap.now),
+        "balance": codec.balance_view(after, snap.now, holds.held_by(open_holds, snap.now)),
     }
     return Change(
         result=HoldResult(body, replayed=False),
@@ -163,8 +163,10 @@ def decide_settle(snap: Snapshot, request: SettleRequest) -> Change[HoldResult]:
             holds.spent_before_reset(hold.get("created_at"), snap.user_data),
         )
     after = accounts.apply(account, entries)
-    written = records.records(user_id, migration + entries, request.hold_id, snap.now)
+    written = records.records(user_id, migration + entries, request.hold_id, snap.now, at=snap.position)
     final = RELEASED if request.release else CAPTURED
+    open_holds = holds.open_holds_of(snap.user_data)
+    open_holds.pop(holds.open_hold_key(request.hold_id), None)
     body = {
         "hold_id": request.hold_id,
         "user_id": user_id,
@@ -172,10 +174,8 @@ def decide_settle(snap: Snapshot, request: SettleRequest) -> Change[HoldResult]:
         "status": final,
         "captured": captured,
         "transactions": records.views(written[len(migration):]),
-        "balance": codec.balance_view(after, snap.now),
+        "balance": codec.balance_view(after, snap.now, holds.held_by(open_holds, snap.now)),
     }
-    open_holds = holds.open_holds_of(snap.user_data)
-    open_holds.pop(holds.open_hold_key(request.hold_id), None)
     back = holds.refunded_by(entries)
     overwrite = {
         collections.hold(request.hold_id): holds.hold_document(

@@ -14,7 +14,6 @@ Rules enforced here:
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from typing import Any, Optional
@@ -122,15 +121,11 @@ def get_hold(hold_id: str) -> dict[str, Any]:
     return hold_view(data, utcnow())
 
 
-def _listing(user_id: str, status: Optional[str]) -> str:
-    return json.dumps(["holds", user_id, status])
-
-
 def list_holds(user_id: str, status: Optional[str] = None, limit: int = 20,
                page_token: Optional[str] = None) -> dict[str, Any]:
     """One page of the user's holds (in `status`, any if None), newest first, each as
     `GET /holds/{hold_id}` shows it, and the token of the next page or None."""
-    listing = _listing(user_id, status)
+    listing = page_tokens.listing("holds", user_id, status)
     after = page_tokens.time_cursor(listing, page_token) if page_token else None
     now = utcnow()
     # A filtered read skips only holds stored `held` that read otherwise, and a user has at most

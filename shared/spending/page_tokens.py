@@ -1,16 +1,21 @@
 """Page tokens of the listings (history, holds): opaque to callers, bound to the listing that issued them.
 
 Rules enforced here:
-- a token carries the last record's `created_at` and id, and an HMAC-SHA256 tag over them and
-  the user, keyed with `CREDITS_PAGE_TOKEN_KEY` (a secret: Secret Manager in Google Cloud);
-  without it each instance makes a random key, so tokens only continue on the instance that
-  issued them (enough for a local run, never for a deployment with several instances);
+- a token carries the last record's `seq` and a digest of the listing's filters, and an
+  HMAC-SHA256 tag over them and the user, keyed with `CREDITS_PAGE_TOKEN_KEY` (a secret:
+  Secret Manager in Google Cloud); without it each instance makes a random key, so tokens only
+  continue on the instance that issued them (enough for a local run, never for a deployment
+  with several instances);
+- the user id is in the tag, never in the token, so a token is short whatever the user id
+  (under 100 characters), and every token the API issues fits the `page_token` limit;
 - a token edited, truncated, forged, or issued for another user's listing is `InvalidRequest`,
-  and so is one whose decoded fields are not a real time and a plain record id: a token is
-  never trusted further than its tag, and never crashes the listing;
-- a token of another listing (`GET /holds`) carries only its cursor; the tag binds it to its
-  listing (user and filters), so it stays well within the API's length limit for any user id,
-  and a token of one listing is refused by every other.
+  and so is one whose decoded fields are not a positive `seq` and a digest: a token is never
+  trusted further than its tag, and never crashes the listing;
+- a token used with other filters than those it was issued with is `InvalidRequest` too, with a
+  message that says so: the filters are part of the listing a token continues;
+- a token of another listing (`GET /holds`) carries only its cursor (a time and a document id);
+  its tag binds it to that listing (user and filters), which begins with a NUL no user id holds,
+  so it is refused by every other listing, the history included.
 """
 
 from __future__ import annotations
@@ -23,85 +28,89 @@ import json
 import os
 import secrets
 from datetime import datetime, timezone
+from typing import Any
 
 from ..common import log, settings
 from ..common.errors import InvalidRequest
 from ..common.validation import text_problem
 
 ENV = "CREDITS_PAGE_TOKEN_KEY"
-MAX_RECORD_ID = 200
+# Tokens of the listing by `seq`; those of the earlier listing (by time) do not verify.
+_DOMAIN = b"two-pool-credits/transactions-page/v3\0"
 
 
 @settings.cached
 def _key() -> bytes:
     configured = os.environ.get(ENV, "")
     if configured:
-        return hashlib.sha256(b"two-pool-credits/transactions-page/v2\0" + configured.encode()).digest()
+        return hashlib.sha256(_DOMAIN + configured.encode()).digest()
     log.warning("page tokens are signed with a key of this instance only", setting=ENV)
     return secrets.token_bytes(32)
 
 
-def _tag(payload: bytes) -> str:
-    return hmac.new(_key(), payload, hashlib.sha256).hexdigest()[:32]
+def _tag(user_id: str, payload: bytes) -> str:
+    # The user id is UTF-8 text without NUL (validated at the edge), so the separator is unambiguous.
+    message = user_id.encode("utf-8", "surrogatepass") + b"\0" + payload
+    return hmac.new(_key(), message, hashlib.sha256).hexdigest()[:32]
 
 
-def encode(user_id: str, created_at: datetime, transaction_id: str) -> str:
-    payload = json.dumps([user_id, created_at.isoformat(), transaction_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _tag(payload)
+def filters_digest(filters: Any) -> str:
+    """A short digest of a listing's filters in canonical form (any JSON value)."""
+    canonical = json.dumps(filters, separators=(",", ":"), sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def _invalid() -> InvalidRequest:
-    return InvalidRequest(
-        "page_token is not one this API issued",
-        fields=[{"field": "page_token", "problem": "not a token this API issued for this user"}],
-    )
+def encode(user_id: str, seq: int, filters: Any) -> str:
+    payload = json.dumps([seq, filters_digest(filters)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _tag(user_id, payload)
 
 
-def decode(user_id: str, token: str) -> tuple[datetime, str]:
-    """The cursor a token carries, or InvalidRequest if this API did not issue it for `user_id`."""
+def _invalid(problem: str = "not a token this API issued for this user") -> InvalidRequest:
+    return InvalidRequest(f"page_token is {problem}", fields=[{"field": "page_token", "problem": problem}])
+
+
+def decode(user_id: str, token: str, filters: Any) -> int:
+    """The `seq` a token continues after, or InvalidRequest if this API did not issue it for
+    this user's listing with these `filters`."""
     try:
         encoded, tag = token.split(".")
         payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        if not hmac.compare_digest(tag.encode(), _tag(payload).encode()):
+        if not hmac.compare_digest(tag.encode(), _tag(user_id, payload).encode()):
             raise _invalid()
-        owner, created_at, transaction_id = json.loads(payload)
-        moment = datetime.fromisoformat(created_at)
-        valid = (
-            owner == user_id
-            and moment.tzinfo is not None
-            and isinstance(transaction_id, str)
-            and 0 < len(transaction_id) <= MAX_RECORD_ID
-            and not text_problem(transaction_id)
-        )
-        if not valid:
-            raise _invalid()
-        # A UTC offset near the ends of the calendar overflows when moved to UTC.
-        return moment.astimezone(timezone.utc), transaction_id
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError):
+        seq, digest = json.loads(payload)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
         raise _invalid() from None
+    if type(seq) is not int or seq < 1 or not isinstance(digest, str):
+        raise _invalid()
+    if not hmac.compare_digest(digest.encode(), filters_digest(filters).encode()):
+        raise _invalid("issued for other filters (type, pool, since, until) than these")
+    return seq
 
 
 # --- Cursors of other listings (`GET /holds`) ------------------------------------------------
 # The listing a token belongs to (its user and filters) is bound by the tag, not carried in the
-# token, so a token stays short whatever the user id: about 180 characters.
+# token, so a token stays short whatever the user id: under 200 characters.
+MAX_DOCUMENT_ID = 200
 
 
-def sign(listing: str, cursor: list) -> str:
-    """A token carrying `cursor` (JSON values) that only `listing` accepts back."""
+def listing(name: str, *binding: Any) -> str:
+    """The key a listing's tokens are tagged with: a NUL, its name and what it is bound to (the
+    user, the filters). No user id holds a NUL, so no history token's tag can match it."""
+    return "\0" + name + "\0" + json.dumps(binding, separators=(",", ":"))
+
+
+def sign(listing_key: str, cursor: list) -> str:
+    """A token carrying `cursor` (JSON values) that only the listing `listing_key` accepts back."""
     payload = json.dumps(cursor, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _listing_tag(listing, payload)
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _tag(listing_key, payload)
 
 
-def _listing_tag(listing: str, payload: bytes) -> str:
-    return _tag(listing.encode("utf-8", "surrogatepass") + b"\0" + payload)
-
-
-def cursor_of(listing: str, token: str) -> list:
-    """The cursor a token signed for `listing` carries, or InvalidRequest."""
+def cursor_of(listing_key: str, token: str) -> list:
+    """The cursor a token signed for `listing_key` carries, or InvalidRequest."""
     try:
         encoded, tag = token.split(".")
         payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        if not hmac.compare_digest(tag.encode(), _listing_tag(listing, payload).encode()):
+        if not hmac.compare_digest(tag.encode(), _tag(listing_key, payload).encode()):
             raise _invalid()
         cursor = json.loads(payload)
     except (ValueError, TypeError, binascii.Error, UnicodeError):
@@ -111,16 +120,17 @@ def cursor_of(listing: str, token: str) -> list:
     return cursor
 
 
-def time_cursor(listing: str, token: str) -> tuple[datetime, str]:
-    """A `[time, document id]` cursor signed for `listing`, checked to be exactly that."""
-    cursor = cursor_of(listing, token)
+def time_cursor(listing_key: str, token: str) -> tuple[datetime, str]:
+    """A `[time, document id]` cursor signed for `listing_key`, checked to be exactly that."""
+    cursor = cursor_of(listing_key, token)
     try:
         moment_text, doc_id = cursor
         moment = datetime.fromisoformat(moment_text)
-        if moment.tzinfo is None or not isinstance(doc_id, str) or not 0 < len(doc_id) <= MAX_RECORD_ID:
+        if moment.tzinfo is None or not isinstance(doc_id, str) or not 0 < len(doc_id) <= MAX_DOCUMENT_ID:
             raise _invalid()
         if text_problem(doc_id) or "/" in doc_id:
             raise _invalid()
+        # A UTC offset near the ends of the calendar overflows when moved to UTC.
         return moment.astimezone(timezone.utc), doc_id
     except (ValueError, TypeError, OverflowError):
         raise _invalid() from None

@@ -93,7 +93,8 @@ def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult
         drawn, given, amount, request.description, holds.spent_before_reset(marker.get("created_at"), snap.user_data)
     )
     after = accounts.apply(account, entries)
-    written = records.records(request.user_id, migration + entries, request.spend_key, snap.now)
+    written = records.records(request.user_id, migration + entries, request.spend_key, snap.now,
+                              at=snap.position)
     back = holds.refunded_by(entries)
     total = {pool: given[pool] + back[pool] for pool in given}
     body = {
@@ -103,7 +104,7 @@ def decide_refund(snap: Snapshot, request: RefundRequest) -> Change[RefundResult
         "refunded_total": sum(total.values()) - (0 if hold is None else hold_uncaptured(hold)),
         "refundable": refundable - amount,
         "transactions": records.views(written[len(migration):]),
-        "balance": codec.balance_view(after, snap.now),
+        "balance": codec.balance_view(after, snap.now, codec.held(snap.user_data, snap.now)),
     }
     overwrite = {
         collections.spend_refunds(request.spend_key): holds.give_back_document(

@@ -97,12 +97,13 @@ def decide_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> Ch
     account, migration = accounts.migrate(snap.account)
     entries = plan_spend(account, request.amount, request.description, order)
     after = accounts.apply(account, entries)
-    written = records.records(request.user_id, migration + entries, request.idempotency_key, snap.now)
+    written = records.records(request.user_id, migration + entries, request.idempotency_key, snap.now,
+                              at=snap.position)
     body = {
         "user_id": request.user_id,
         "amount": request.amount,
         "transactions": records.views(written[len(migration):]),
-        "balance": codec.balance_view(after, snap.now),
+        "balance": codec.balance_view(after, snap.now, codec.held(snap.user_data, snap.now)),
     }
     create = {}
     if command is not None:
@@ -124,6 +125,6 @@ def preview_spend(snap: Snapshot, request: SpendRequest, order: SpendOrder) -> C
         "transactions": [
             {"pool": entry.pool.value, "amount": entry.amount, "description": entry.description} for entry in entries
         ],
-        "balance": codec.balance_view(after, snap.now),
+        "balance": codec.balance_view(after, snap.now, codec.held(snap.user_data, snap.now)),
     }
     return Change(result=SpendResult(body, replayed=False))

@@ -7,11 +7,17 @@ Rules enforced here:
   decided again if that version was stale; spends for one user that arrive while another is
   committing are committed together (`store.group`), each decided in turn;
 - a balance read writes nothing; a user with no document reads as zeros, and an expired hold's
-  credits read as given back before its release is written;
-- history pages are newest first, and a page token only continues the listing that issued it;
-- a balance read imports only what it reads with: the commit machinery and the history's scans
-  are imported by the first spend or history page (a cold start that answers a balance first
-  does not pay for them).
+  credits read as given back (not held) before its release is written;
+- a balance as of a time is read from the records, not the document: the pools after the
+  user's last record created at or before it; a time in the future is refused, since records
+  may still be written before it;
+- history pages are newest first by `seq`, filtered by type, pool and time as asked (all must
+  hold); a page token continues only the listing, filters included, that issued it, and the
+  next page starts below the last `seq` shown, so records written while a caller pages (always
+  numbered higher) never shift what the later pages hold;
+- a balance read imports only what it reads with: the commit machinery and the page tokens are
+  imported by the first spend or history page (a cold start that answers a balance first does not
+  pay for them).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from datetime import datetime
+
 from ..common import log, settings
-from ..common.errors import ConfigurationError
+from ..common.errors import ConfigurationError, InvalidRequest
 from ..ledger import codec, collections, holds
-from ..store import documents
+from ..ledger.models import iso_z
+from ..store import documents, scans
 from ..store.client import utcnow
+from ..store.scans import HistoryFilter
 from .rules import (
     DEFAULT_DESCRIPTION,
     SpendOrder,
@@ -71,7 +81,30 @@ def spend(user_id: str, amount: int, description: str = "", idempotency_key: Opt
 def balance(user_id: str) -> dict[str, Any]:
     """The user's balance; a user with no document reads as zeros, and nothing is written."""
     data = documents.read(collections.user(user_id))
-    return codec.balance_view(holds.effective_account(user_id, data, utcnow()), (data or {}).get("last_updated"))
+    now = utcnow()
+    return codec.balance_view(holds.effective_account(user_id, data, now), (data or {}).get("last_updated"),
+                              codec.held(data, now))
+
+
+def balance_as_of(user_id: str, at: datetime) -> dict[str, Any]:
+    """The user's pools as they stood at `at`, from their last record created at or before it."""
+    if at > utcnow():
+        raise InvalidRequest("as_of is in the future", fields=[{"field": "as_of", "problem": "is in the future"}])
+    return as_of_view(user_id, at, scans.record_as_of(user_id, at))
+
+
+def as_of_view(user_id: str, at: datetime, record: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """`GET /balance?as_of=`: the pools right after `record` (zeros and seq 0 without one)."""
+    after = (record or {}).get("balance_after") or {}
+    monthly, permanent = int(after.get("credits_monthly", 0)), int(after.get("credits_permanent", 0))
+    return {
+        "user_id": user_id,
+        "as_of": iso_z(at),
+        "credits_monthly": monthly,
+        "credits_permanent": permanent,
+        "balance": monthly + permanent,
+        "seq": int((record or {}).get("seq") or 0),
+    }
 
 
 def owed(user_id: str) -> dict[str, Any]:
@@ -80,15 +113,27 @@ def owed(user_id: str) -> dict[str, Any]:
     return {"credits_owed": sum(amount for _, amount in parts), "credits_owed_by": dict(parts)}
 
 
-def history(user_id: str, limit: int = 20, page_token: Optional[str] = None) -> dict[str, Any]:
-    """One page of the user's records, newest first, and the token of the next page or None."""
-    from ..store import scans
+def history(user_id: str, limit: int = 20, page_token: Optional[str] = None,
+            where: HistoryFilter = HistoryFilter()) -> dict[str, Any]:
+    """One page of the user's records that `where` lets through, newest first, and the token of
+    the next page or None."""
     from . import page_tokens
 
-    after = page_tokens.decode(user_id, page_token) if page_token else None
+    filters = filters_of(where)
+    before = page_tokens.decode(user_id, page_token, filters) if page_token else None
     # One extra record tells whether another page exists without a second query.
-    rows = scans.list_transactions(user_id, limit + 1, after)
+    rows = scans.list_transactions(user_id, limit + 1, before, where)
     page, more = rows[:limit], len(rows) > limit
     transactions = [codec.transaction_view(row) for row in page]
-    next_token = page_tokens.encode(user_id, page[-1]["created_at"], page[-1]["transaction_id"]) if more else None
+    next_token = page_tokens.encode(user_id, page[-1]["seq"], filters) if more else None
     return {"transactions": transactions, "next_page_token": next_token}
+
+
+def filters_of(where: HistoryFilter) -> dict[str, Any]:
+    """A listing's filters in the canonical form its page tokens are bound to."""
+    return {
+        "type": sorted(where.types),
+        "pool": where.pool,
+        "since": iso_z(where.since) if where.since is not None else None,
+        "until": iso_z(where.until) if where.until is not None else None,
+    }

@@ -97,9 +97,5 @@ def decide_settings(snap: Snapshot, changes: Mapping[str, Any]) -> Change[dict[s
     for name, value in stored.items():
         if value is REMOVED:
             after.pop(name, None)
-    return Change(
-        result=settings_view(user_id, after),
-        account=account,
-        records=records.records(user_id, migration, None, snap.now),
-        user_fields=stored,
-    )
+    written = records.records(user_id, migration, None, snap.now, at=snap.position) if migration else []
+    return Change(result=settings_view(user_id, after), account=account, records=written, user_fields=stored)

@@ -7,7 +7,9 @@ Rules enforced here:
 - only the user documents are read in bulk: every other document a decision names is assumed
   absent and must be created by its change, so one that exists after all (a repeat, a partial
   earlier run, a concurrent writer) fails the whole batch atomically; that batch is then redone
-  user by user through `change_user`, which reads the documents and decides again;
+  user by user through `change_user`, which reads the documents and decides again; so is a
+  user whose document does not say its last `seq` yet, which the read path learns
+  (`pipeline.learn_last_seq`);
 - a fault that may heal raises `Unavailable`; batches committed before it stay committed, which
   is safe because every repeat of a committed user fails on its create-only marker; a batch
   whose reply was lost is resolved (landed, or fenced off for good) before anything is said;
@@ -26,7 +28,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ..common import log
 from ..common.errors import CreditsError
-from ..ledger import collections
+from ..ledger import codec, collections
 from ..ledger.change import Change, Snapshot
 from . import outcome, wire
 from .client import client, deadline, faults, utcnow
@@ -203,11 +205,13 @@ def _change_read_users(items: list[UserChange[R]], operation: str, max_writes: i
             now = utcnow()
             for index, item in part:
                 user_snap = snaps[index]
+                stored = user_snap.to_dict() if user_snap.exists else None
+                if codec.last_seq(stored) is None:
+                    # A document without `last_seq` learns it from its records on the read path.
+                    one_by_one.append(index)
+                    continue
                 snapshot, change = decide_settled(
-                    item.decide,
-                    snapshot_of(item.user_id, user_snap.to_dict() if user_snap.exists else None,
-                                {path: None for path in item.reads}, now),
-                )
+                    item.decide, snapshot_of(item.user_id, stored, {path: None for path in item.reads}, now))
                 writes = change.writes
                 if not change.writes_anything:
                     results[index] = change.result

@@ -37,7 +37,7 @@ from ..ledger import codec, collections, holds
 from ..ledger.change import Change, Snapshot
 from . import known, outcome, wire
 from .client import TRANSIENT, client, deadline, unavailable, utcnow
-from .pipeline import Sent, new_batch, send, stage
+from .pipeline import Sent, learn_last_seq, new_batch, send, stage
 
 R = TypeVar("R")
 
@@ -116,7 +116,7 @@ def _change_known_user(user_id: str, decide: Callable[[Snapshot], Change[R]], pa
     uref = db.document(collections.user(user_id))
     cache = known.known_users()
     seen = cache.get(uref.path)
-    if seen is None:
+    if seen is None or codec.last_seq(seen.data) is None:
         return _MISS
     try:
         snapshot, change = decide_settled(
@@ -169,7 +169,7 @@ def _change_user(user_id: str, decide: Callable[[Snapshot], Change[R]], paths: l
         except TRANSIENT as exc:
             raise unavailable(exc, operation) from exc
         user_snap = snaps[uref.path]
-        stored = user_snap.to_dict() if user_snap.exists else None
+        stored = learn_last_seq(user_id, user_snap.to_dict() if user_snap.exists else None)
         known.known_users().put(uref.path, stored, user_snap.update_time if user_snap.exists else None)
         documents = {p: (snaps[p].to_dict() if snaps[p].exists else None) for p in paths}
         snapshot, change = decide_settled(decide, snapshot_of(user_id, stored, documents, utcnow()))

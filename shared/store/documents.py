@@ -5,13 +5,16 @@ Rules enforced here:
 - `create` never overwrites (False if the document exists), and `update_if_unchanged` writes
   only over the version the caller read (False if it changed or vanished), so two operators or
   two deliveries never overwrite each other's bookkeeping;
+- `write_all` commits several such writes atomically (bookkeeping that must not be half done:
+  an event's journal entry with the document it remembers), each with its own condition;
 - no feature sees a Firestore type: counters are `increment(n)`, versions are opaque values.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -82,3 +85,38 @@ def read_many(paths: list[str], chunk: int = 300) -> dict[str, Optional[dict[str
                 if snap.exists:
                     found[snap.reference.path] = snap.to_dict()
     return found
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of `write_all`: a put (whole, or merged), a create, an update over `version`, or a delete."""
+
+    path: str
+    data: Optional[dict[str, Any]] = None
+    merge: bool = False
+    create: bool = False
+    version: Optional[datetime] = None
+    delete: bool = False
+
+
+def write_all(writes: Sequence[Write]) -> bool:
+    """Commit `writes` together; False (nothing written) if a create found its document or an
+    update found another version (or none)."""
+    db = client()
+    batch = db.batch()
+    for write in writes:
+        ref = db.document(write.path)
+        if write.delete:
+            batch.delete(ref)
+        elif write.create:
+            batch.create(ref, write.data)
+        elif write.version is not None:
+            batch.update(ref, write.data, option=db.write_option(last_update_time=write.version))
+        else:
+            batch.set(ref, write.data, merge=write.merge)
+    try:
+        with faults("write_documents"):
+            batch.commit(retry=None, timeout=deadline())
+        return True
+    except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
+        return False

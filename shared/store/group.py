@@ -6,7 +6,8 @@ takes every change queued for that user with it and commits them together.
 
 Rules enforced here:
 - the changes are decided one after the other, each on the account and document the ones
-  before it leave, exactly as if they had committed one by one in that order; they commit in
+  before it leave (its records numbered after theirs, and created after them in time),
+  exactly as if they had committed one by one in that order; they commit in
   one atomic commit with every change's records and markers, conditioned on the version the
   first one was decided from (read, or this instance's known version), so they are all made or
   none is;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from ..common.errors import CreditsError
@@ -36,7 +38,7 @@ from . import commit, known, outcome, wire
 from .batch import MAX_BATCH_WRITES
 from .client import TRANSIENT, client, deadline, unavailable, utcnow
 from .commit import decide_settled, snapshot_of
-from .pipeline import Sent, new_batch, send, stage
+from .pipeline import Sent, new_batch, send, stage, user_write
 
 R = TypeVar("R")
 
@@ -134,10 +136,13 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
         base = version.to_dict() if version.exists else None
         known.known_users().put(uref.path, base, version.update_time)
         trusted = True
-    if base is not None and codec.LEGACY_BALANCE in base:
-        return asks  # a legacy document is migrated by its first change alone, then grouped as usual
+    if base is not None and (codec.LEGACY_BALANCE in base or codec.last_seq(base) is None):
+        # A legacy document is migrated by its first change alone, and one without `last_seq`
+        # learns it on the read path (`pipeline.learn_last_seq`); then they are grouped as usual.
+        return asks
 
     now = utcnow()
+    at = now
     data = base
     decided: list[_Decided] = []
     alone: list[_Ask] = []
@@ -153,7 +158,7 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
             alone.append(ask)  # the same key as a change before it: decided alone, after the group
             continue
         try:
-            snapshot, change = decide_settled(ask.decide, snapshot_of(user_id, data, documents, now))
+            snapshot, change = decide_settled(ask.decide, snapshot_of(user_id, data, documents, at))
         except CreditsError as exc:
             if trusted:
                 decided.append(_Decided(ask, error=exc))
@@ -167,14 +172,16 @@ def _commit_group(user_id: str, asks: list[_Ask], operation: str) -> list[_Ask]:
             decided.append(_Decided(ask, change)) if trusted else alone.append(ask)
             continue
         creates = change.created_paths()
-        after = known.after_update(data, codec.user_document(change.account, now, change.user_fields, stored=data)) \
-            if change.account is not None else None
+        after = known.after_update(data, user_write(change, now, data)) if change.account is not None else None
         if (after is None or change.overwrite or change.delete
                 or not commit.creates_every_read(ask.paths, change) or creates & created
                 or writes + change.writes - 1 > MAX_BATCH_WRITES):
             alone.append(ask)
             continue
         decided.append(_Decided(ask, change))
+        if change.records:
+            # The next change's records come after these in time too, as they do in `seq`.
+            at = max(record.created_at for record in change.records) + timedelta(microseconds=1)
         created |= creates
         writes += change.writes - 1
         data = after

@@ -109,9 +109,10 @@ def _resolve_once(db, refs, expected: Optional[Any], change_id: str) -> Outcome:
     if expected is None:
         if current.exists:
             return Outcome.MOVED
-        # The commit would have created the document: creating it first (with no credits) fences it.
+        # The commit would have created the document: creating it first (with no credits, and so
+        # no records: every record is written with its user's document) fences it.
         user_id = collections.document_id(refs[0].path)
-        refs[0].create({**codec.user_document(Account(user_id), utcnow()), **fence}, retry=None,
+        refs[0].create({**codec.user_document(Account(user_id), utcnow()), codec.LAST_SEQ: 0, **fence}, retry=None,
                        timeout=deadline())
         return Outcome.FENCED
     if not current.exists or current.update_time != expected:

@@ -24,6 +24,12 @@ Rules enforced here:
   create-only write failed: nothing written), MOVED (its reply was lost and another change
   won: nothing written, decide again); a fault before the commit, or a lost reply fenced off
   for good, raises `Unavailable`; an outcome that could not be learned raises `OutcomeUnknown`;
+- every record continues its user's ledger: the commit checks that a change's records take
+  the `seq`s right after the `last_seq` its decision read, one by one, each `balance_after`
+  following the one before and the last one the pools it writes (`records.check_numbering`),
+  and writes the new `last_seq` on the user document in the same commit, so the next record
+  is numbered without a read; a decision's read of a document without `last_seq` learns it
+  from the user's records first (`learn_last_seq`), once, since that commit writes it;
 - one deadline (`client.deadline()`) and no hidden retry on every call.
 """
 
@@ -36,9 +42,9 @@ from typing import Any, Mapping, Optional
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from ..ledger import codec, collections
+from ..ledger import codec, collections, records
 from ..ledger.change import REMOVED, Change
-from . import outcome, wire
+from . import outcome, scans, wire
 from .client import RACE_LOST, TRANSIENT, client, deadline, unavailable
 
 # How long a witness is kept: far longer than any commit's outcome takes to resolve
@@ -60,6 +66,36 @@ def new_batch(db, change_id: str, user_id: str, now: datetime) -> wire.Batch:
     return batch
 
 
+def learn_last_seq(user_id: str, stored: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """`stored` as the decision sees it: with `last_seq` learned from the user's records when the
+    stored document does not say it (written before it existed, or by an import or a restore).
+
+    Costs one query, only then: the next record continues after the user's highest-numbered
+    record or after as many records as the user has, whichever is more, so records written
+    before `seq` existed keep the first numbers for `credits migrate` to give them. The commit
+    that follows is conditioned on the document's version, and every record is written with
+    its user's document, so a record written meanwhile makes that commit fail and be read again.
+    """
+    if stored is None or codec.last_seq(stored) is not None:
+        return stored
+    return {**stored, codec.LAST_SEQ: scans.ledger_length(user_id)}
+
+
+def user_write(change: Change, now: datetime, stored: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The fields a change writes on the user document over `stored`: its account, its extra
+    fields, and the `seq` of the user's last record once its records are seen to continue it."""
+    last = codec.last_seq(stored)
+    if last is None:
+        raise records.UnknownPosition("a user document without last_seq must be learned before it is written")
+    if change.last_seq is not None:
+        if change.records:
+            raise ValueError("a renumbering of existing records writes no record of its own")
+        last = change.last_seq
+    else:
+        last = records.check_numbering(change.records, last, change.account)
+    return {**codec.user_document(change.account, now, change.user_fields, stored=stored), codec.LAST_SEQ: last}
+
+
 def stage(batch: wire.Batch, user, user_data: Optional[dict[str, Any]], change: Change, now: datetime,
           change_id: str, reads: Mapping[str, Optional[Any]]) -> Optional[dict[str, Any]]:
     """Put every write of one user's change into `batch`, conditioned on what its decision read.
@@ -69,6 +105,8 @@ def stage(batch: wire.Batch, user, user_data: Optional[dict[str, Any]], change: 
     time it saw (None: absent). Returns the fields written on the user document (None: none).
     """
     db = client()
+    if change.records and change.account is None:
+        raise ValueError("a change that writes records must write its user document")
     written = _stage_user(batch, user, user_data, change, now, change_id)
     staged: set[str] = set()
 
@@ -107,8 +145,7 @@ def _stage_user(batch, user, user_data, change: Change, now: datetime, change_id
     if change.account is None:
         return None
     # `change_id` lets a fence replace what the commit would have written (`outcome.resolve`).
-    data = {**codec.user_document(change.account, now, change.user_fields, stored=user_data),
-            outcome.CHANGE_ID: change_id}
+    data = {**user_write(change, now, user_data), outcome.CHANGE_ID: change_id}
     if not user.exists:
         data = {name: value for name, value in data.items() if value is not REMOVED}
         batch.create(user.reference, data)

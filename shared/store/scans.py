@@ -12,6 +12,7 @@ Rules enforced here:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Optional
 
@@ -27,21 +28,73 @@ SCAN_ATTEMPTS = 4
 IN_FILTER_MAX = 30
 
 
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which of a user's records a history listing shows (every one, by default): each set
+    condition must hold."""
+
+    types: tuple[str, ...] = ()
+    pool: Optional[str] = None
+    since: Optional[datetime] = None  # created_at >= since
+    until: Optional[datetime] = None  # created_at < until
+
+
+def _records_of(user_id: str):
+    return client().collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+
+
 def list_transactions(
-    user_id: str, limit: int, after: Optional[tuple[datetime, str]] = None
+    user_id: str, limit: int, before_seq: Optional[int] = None, where: HistoryFilter = HistoryFilter()
 ) -> list[dict[str, Any]]:
-    """Up to `limit` of the user's records, newest first, strictly after the `after` cursor."""
-    query = (
-        client()
-        .collection(collections.TRANSACTIONS)
-        .where(filter=FieldFilter("user_id", "==", user_id))
-        .order_by("created_at", direction=firestore.Query.DESCENDING)
-        .order_by("transaction_id", direction=firestore.Query.DESCENDING)
-    )
-    if after is not None:
-        query = query.start_after({"created_at": after[0], "transaction_id": after[1]})
+    """Up to `limit` of the user's records that `where` lets through, by `seq` descending, each
+    with a `seq` below `before_seq` (any, if None).
+
+    One query; the filters on `created_at` are ranges on another field than the order, which
+    Firestore orders after `seq` (terraform/firestore.tf has an index for each shape).
+    """
+    query = _records_of(user_id)
+    if len(where.types) == 1:
+        query = query.where(filter=FieldFilter("type", "==", where.types[0]))
+    elif where.types:
+        query = query.where(filter=FieldFilter("type", "in", list(where.types)))
+    if where.pool is not None:
+        query = query.where(filter=FieldFilter("pool", "==", where.pool))
+    if where.since is not None:
+        query = query.where(filter=FieldFilter("created_at", ">=", where.since))
+    if where.until is not None:
+        query = query.where(filter=FieldFilter("created_at", "<", where.until))
+    query = query.order_by("seq", direction=firestore.Query.DESCENDING)
+    if before_seq is not None:
+        query = query.start_after({"seq": before_seq})
     with faults("list_transactions"):
         return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=deadline())]
+
+
+def record_as_of(user_id: str, at: datetime) -> Optional[dict[str, Any]]:
+    """The user's last record (highest `seq`) created at or before `at`, or None."""
+    query = (
+        _records_of(user_id)
+        .where(filter=FieldFilter("created_at", "<=", at))
+        .order_by("seq", direction=firestore.Query.DESCENDING)
+        .limit(1)
+    )
+    with faults("record_as_of"):
+        found = [snap.to_dict() for snap in query.stream(retry=None, timeout=deadline())]
+    return found[0] if found else None
+
+
+def ledger_length(user_id: str) -> int:
+    """How far a user's ledger goes: the highest `seq` of their records, or how many records
+    they have if that is more (records written before `seq` existed have none)."""
+    with faults("ledger_length"):
+        count = _records_of(user_id).count(alias="count").get(retry=None, timeout=deadline())
+        top = list(
+            _records_of(user_id).order_by("seq", direction=firestore.Query.DESCENDING).limit(1)
+            .select(["seq"]).stream(retry=None, timeout=deadline())
+        )
+    highest = top[0].get("seq") if top else 0
+    highest = highest if isinstance(highest, int) and not isinstance(highest, bool) else 0
+    return max(int(count[0][0].value), highest)
 
 
 def _page(query, what: str) -> list[Any]:
@@ -163,6 +216,21 @@ def user_ledger(user_id: str, derived: tuple[str, ...] = ()) -> tuple[
                 {collection: mine(collection, transaction) for collection in derived})
 
     with faults("user_ledger"):
+        return read(db.transaction(read_only=True))
+
+
+def user_records(user_id: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The user document and all its records by id, read at one instant (a read-only transaction)."""
+    db = client()
+
+    @firestore.transactional
+    def read(transaction):
+        snap = db.document(collections.user(user_id)).get(transaction=transaction)
+        query = db.collection(collections.TRANSACTIONS).where(filter=FieldFilter("user_id", "==", user_id))
+        return ((snap.to_dict() if snap.exists else None),
+                {record.id: record.to_dict() for record in query.stream(transaction=transaction)})
+
+    with faults("user_records"):
         return read(db.transaction(read_only=True))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.ledger import collections
 from shared.spending import service as spending
 from tests.support.cli import credits, records_of, user_doc
+from tests.support.ledger import assert_ledger_invariant
 
 
 def test_an_adjustment_adds_credits_as_an_adjustment_record_naming_operator_and_reason(db, capsys):
@@ -25,6 +26,8 @@ def test_an_adjustment_adds_credits_as_an_adjustment_record_naming_operator_and_
     audit = db.collection(collections.ADJUSTMENTS).document(body["adjustment_id"]).get().to_dict()
     assert audit["operator"] == "alice" and audit["reason"] == "goodwill after outage"
     assert audit["transaction_id"] == record["transaction_id"]
+    assert (record["seq"], record["balance_after"]) == (1, {"credits_monthly": 0, "credits_permanent": 120})
+    assert body["transaction"]["seq"] == 1
 
 
 def test_a_negative_adjustment_below_zero_is_refused_and_writes_nothing(db, capsys):
@@ -39,6 +42,7 @@ def test_a_negative_adjustment_below_zero_is_refused_and_writes_nothing(db, caps
     run = credits(capsys, "adjust", "u2", "--pool", "monthly", "--amount=-30", "--reason", "clawback", "--operator", "bob")
     assert run.code == 0, run.err
     assert user_doc(db, "u2")["credits_monthly"] == 0
+    assert_ledger_invariant(db, "u2")
 
 
 def test_a_negative_adjustment_for_an_unknown_user_is_refused_without_creating_one(db, capsys):

@@ -11,6 +11,7 @@ from shared.ledger import collections
 from shared.operations import migration
 from shared.store import batch
 from tests.support.cli import credits, records_of, user_doc
+from tests.support.ledger import assert_ledger_invariant
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -87,7 +88,13 @@ def test_migration_of_a_mixed_set_converts_legacy_repairs_half_written_and_leave
     assert records_of(db, "legacy-b") == []  # no record has amount 0
     assert user_doc(db, "legacy-c")["credits_permanent"] == 7
 
-    assert db.collection(collections.USERS).document("migrated").get().update_time == migrated_before
+    # Already two pools, but its records were written before seq: they are numbered, in time
+    # order (the same time here, so by id), with their running sums.
+    assert db.collection(collections.USERS).document("migrated").get().update_time != migrated_before
+    assert user_doc(db, "migrated")["last_seq"] == 2
+    assert sorted((r["transaction_id"], r["seq"], r["balance_after"]) for r in records_of(db, "migrated")) == [
+        ("m1", 1, {"credits_monthly": 10, "credits_permanent": 0}),
+        ("m2", 2, {"credits_monthly": 10, "credits_permanent": 20})]
 
     stray = user_doc(db, "stray")
     assert "balance" not in stray and stray["credits_permanent"] == 40
@@ -95,7 +102,9 @@ def test_migration_of_a_mixed_set_converts_legacy_repairs_half_written_and_leave
 
     adopted = user_doc(db, "record-only")
     assert "balance" not in adopted and adopted["credits_permanent"] == 60
-    assert [r["transaction_id"] for r in records_of(db, "record-only")] == ["r1"]
+    assert [(r["transaction_id"], r["seq"]) for r in records_of(db, "record-only")] == [("r1", 1)]
+    for user_id in ("legacy-a", "stray", "record-only", "migrated"):
+        assert_ledger_invariant(db, user_id)
 
     assert user_doc(db, "disagrees") == {"user_id": "disagrees", "balance": 60}
     assert user_doc(db, "garbled") == {"user_id": "garbled", "balance": "a lot"}

@@ -64,7 +64,8 @@ def test_a_change_of_a_users_pools_publishes_balance_updated_with_the_balance_as
     assert message.event_id == f"balance.updated:users_credits/u1@{stamp.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
     assert message.data == {"user_id": "u1", "credits_monthly": 100, "credits_permanent": 20, "balance": 120,
                             "total_earned": 150, "total_spent": 30,
-                            "last_updated": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                            "last_updated": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "credits_owed": 0,
+                            "credits_held": 0}
 
 
 def test_a_change_that_takes_the_balance_below_the_threshold_publishes_balance_low(deliver, topic, monkeypatch):

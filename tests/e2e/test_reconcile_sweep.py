@@ -1,5 +1,5 @@
-"""The scheduled reconcile (`POST /sweep/reconcile` on the operator function): bounded pages over the users on the
-Firestore emulator, a cursor that survives between runs, and one pass after another."""
+"""The scheduled reconcile (`POST /sweep/reconcile` on the operator function): bounded pages over
+the users on the Firestore emulator, a cursor that survives between runs, and one pass after another."""
 
 from __future__ import annotations
 

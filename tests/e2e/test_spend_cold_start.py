@@ -27,7 +27,7 @@ import sys
 from functions_framework import create_app
 create_app("spend", source="functions/spend/main.py")
 later = ("shared.operations", "shared.spending.holds_service", "shared.spending.settings_service",
-         "shared.spending.schemas", "shared.store.group", "shared.store.scans", "shared.spending.page_tokens")
+         "shared.spending.schemas", "shared.store.group", "shared.store.pipeline", "shared.spending.page_tokens")
 print(sorted(name for name in sys.modules if name.startswith(later)))
 """
 

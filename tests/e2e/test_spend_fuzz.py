@@ -9,11 +9,14 @@ Bounded and seeded so the run is the same every time and stays well under a minu
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 import schemathesis
 from hypothesis import assume
 from schemathesis.config import SchemathesisConfig
 
+from shared.spending.schemas import parse_time
 from tests.support.openapi import DOCUMENT as OPENAPI_DOCUMENT
 from tests.support.servers import serve_function
 
@@ -56,9 +59,10 @@ schema = schemathesis.openapi.from_path(
 
 def _as_one_caller_would_send_it(case) -> None:
     """Valid data as the document cannot say it: a key in both the header and the body must be
-    the same key, and a page token must be one the API issued (any other is a 400, as the
-    document says). Negative cases go out as generated. (Integers need no help: the document is
-    OpenAPI 3.0, whose integer has no fraction, so 286.0 is never sent as a valid amount.)"""
+    the same key, a page token must be one the API issued (any other is a 400, as the document
+    says), and a time must be one the calendar holds (as_of also not in the future). Negative
+    cases go out as generated. (Integers need no help: the document is OpenAPI 3.0, whose integer
+    has no fraction, so 286.0 is never sent as a valid amount.)"""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     header = (case.headers or {}).get("Idempotency-Key")
@@ -70,6 +74,18 @@ def _as_one_caller_would_send_it(case) -> None:
             case.body[field] = header
     if case.query and "page_token" in case.query:
         case.query.pop("page_token")
+    for name in ("as_of", "since", "until"):
+        if case.query and name in case.query and not _an_instant(case.query[name], past=name == "as_of"):
+            # A time the calendar cannot hold in UTC (year 1 at +05:00), or an as_of in the
+            # future, is a 400 the document states in words.
+            case.query[name] = "2026-01-01T00:00:00Z"
+
+
+def _an_instant(value, past: bool) -> bool:
+    try:
+        return not past or parse_time(value) <= datetime.now(timezone.utc)
+    except ValueError:
+        return False
 
 
 @schema.parametrize()

@@ -75,6 +75,13 @@ def test_eight_spends_queued_for_one_user_are_made_in_one_commit(db, commits):
     assert user_doc(db, "gus")["credits_permanent"] == 59
     assert spends_of(db, "gus") == [1] + [5] * 8
     assert_ledger_invariant(db, "gus")
+    # One commit, yet each spend has its own place in the ledger, in the order they were decided
+    # (each saw the balance the one before left), and its records come after theirs in time.
+    answered = sorted((o.body["transactions"][0] for o in outcomes), key=lambda t: t["seq"])
+    assert [t["seq"] for t in answered] == list(range(3, 11))
+    assert [t["balance_after"]["credits_permanent"] for t in answered] == [94 - 5 * i for i in range(8)]
+    assert len({t["created_at"] for t in answered}) == 8
+    assert [t["created_at"] for t in answered] == sorted(t["created_at"] for t in answered)
 
 
 def test_a_spend_the_pools_cannot_cover_is_refused_and_the_rest_of_its_group_is_made(db, commits):

@@ -38,11 +38,36 @@ def _an_upgrade_of_the_first_period(c: Customer):
     return [c.renewal(1, STARTER), c.change(1, STARTER, PRO, day=3)]
 
 
+def _a_replacement(c: Customer, first: str, second: str, end: str):
+    """The user replaces subscription A by B ten days into A's first period; A then ends."""
+    b = c.with_subscription(f"sub_{c.tag}_b")
+    start = sf.period(1)["start"] + 10 * DAY
+    ended = c.paused(start + DAY, first) if end == "pause" else c.cancellation(start + DAY, first)
+    return [c.renewal(1, first), b.first_invoice_from(start, second), ended]
+
+
+def _a_replaced_subscription_paused_after_its_replacements_first_invoice(c: Customer):
+    return _a_replacement(c, STARTER, PRO, "pause")
+
+
+def _a_replaced_subscription_cancelled_after_its_replacements_first_invoice(c: Customer):
+    return _a_replacement(c, PRO, PRO, "cancel")
+
+
+def _a_replaced_larger_plan_whose_first_invoice_comes_late(c: Customer):
+    return _a_replacement(c, PRO, STARTER, "cancel")
+
+
 CASES = {
     "two renewals and a pause": _two_renewals_and_a_pause,
     "a pause and resume between renewals of a rollover plan": _a_pause_and_its_resume_between_renewals_of_a_rollover_plan,
     "an upgrade then a pause": _an_upgrade_then_a_pause,
     "an upgrade of the first period": _an_upgrade_of_the_first_period,
+    "a replaced subscription paused after its replacement's first invoice":
+        _a_replaced_subscription_paused_after_its_replacements_first_invoice,
+    "a replaced subscription cancelled after its replacement's first invoice":
+        _a_replaced_subscription_cancelled_after_its_replacements_first_invoice,
+    "a replaced larger plan whose first invoice comes late": _a_replaced_larger_plan_whose_first_invoice_comes_late,
 }
 
 

@@ -8,7 +8,7 @@ import json
 from shared.spending import service as spending
 from shared.billing import service as webhooks
 from tools.local import stripe_events as sf
-from tests.support.ledger import assert_ledger_invariant, dump, records_of, user_doc
+from tests.support.ledger import assert_ledger_invariant, dump, journal, records_of, user_doc
 from tests.support.stripe_story import Customer, ledger_view
 
 PRO, STARTER = "price_pro_monthly", "price_starter_monthly"
@@ -54,15 +54,22 @@ def test_a_repeated_renewal_changes_nothing_and_an_older_period_is_stale(webhook
     assert webhook.outcome(first) == "applied"
     second = cy.renewal(2, PRO)
     assert webhook.outcome(second) == "applied"
-    before = dump(db)
+    before = dump(db, journal=False)
     assert webhook.outcome(second) == "duplicate"
     assert webhook.outcome(sf.redelivered(second)) == "duplicate"
     # Another invoice for a period already renewed: once per subscription and period.
     assert webhook.outcome(cy.renewal(2, PRO, invoice_id="in_cy_p2_again")) == "duplicate"
     assert webhook.outcome(first) == "duplicate"
-    assert webhook.outcome(cy.renewal(1, PRO, invoice_id="in_cy_p1_late")) == "stale"
+    late = cy.renewal(1, PRO, invoice_id="in_cy_p1_late")
+    assert webhook.outcome(late) == "stale"
     assert webhook.outcome(cy.payment_succeeded(second)) == "ignored"
-    assert dump(db) == before
+    assert dump(db, journal=False) == before
+    # The journal keeps every event with its latest outcome; an applied one also says when.
+    entries = journal(db)
+    assert entries[second["id"]]["outcome"] == "duplicate" and entries[second["id"]]["deliveries"] == 2
+    assert entries[second["id"]]["applied_at"] is not None
+    assert entries[late["id"]]["outcome"] == "stale" and "applied_at" not in entries[late["id"]]
+    assert json.loads(entries[late["id"]]["raw"])["id"] == late["id"]
 
 
 def test_the_period_comes_from_the_plan_line_not_from_earlier_prorations_on_the_invoice(webhook, db):
@@ -82,9 +89,9 @@ def test_an_upgrade_adds_the_difference_and_a_downgrade_waits_for_the_renewal(we
     assert pools(db, "ed") == (250 + 700, 0)
     assert kinds(db, "ed", "in_ed_change1_price_pro_monthly") == [("subscription_grant", 700)]
     assert webhook.outcome(sf.redelivered(ed.change(1, STARTER, PRO))) == "duplicate"
-    before = dump(db)
+    before = dump(db, journal=False)
     assert webhook.outcome(ed.change(1, PRO, STARTER, day=20)) == "ignored"
-    assert dump(db) == before
+    assert dump(db, journal=False) == before
     # The renewal after the upgrade grants the pro allowance with pro's rollover cap.
     assert webhook.outcome(ed.renewal(2, PRO)) == "applied"
     assert pools(db, "ed") == (1000 + 500, 0)
@@ -247,7 +254,7 @@ def test_a_stripe_api_failure_is_503_and_writes_nothing_then_the_retry_applies(w
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "unavailable"
         assert response.headers["Retry-After"]
-        assert dump(db) == {}
+        assert dump(db) == {}, "a 503 leaves nothing written, not even the journal"
     finally:
         fake_stripe.intercept = None
     assert webhook.outcome(paid) == "applied"

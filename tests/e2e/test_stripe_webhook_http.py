@@ -11,7 +11,7 @@ from shared.common import settings
 from shared.common.errors import CatalogError, ConfigurationError
 from tests.support.functions import function_app
 from tools.local import stripe_events as sf
-from tests.support.ledger import dump
+from tests.support.ledger import dump, journal
 from tests.support.stripe_webhook import SECRET
 
 OTHER_SECRET = "whsec_test_rolled_9876543210"
@@ -113,11 +113,15 @@ def test_an_unsigned_body_that_is_not_an_event_is_refused_for_its_signature_firs
     assert_refused(webhook.post("not json", None), "invalid_signature")
 
 
-def test_event_types_that_change_no_credits_are_ignored_and_write_nothing(webhook, db):
+def test_event_types_that_change_no_credits_are_ignored_and_only_journaled(webhook, db):
     charge = sf.event("charge.succeeded", sf.fixture("2026-07-29.dahlia/charge.json"))
     assert webhook.outcome(charge) == "ignored"
-    assert webhook.outcome(sf.event("plan.created", sf.fixture("2026-07-29.dahlia/event.json")["data"]["object"])) == "ignored"
-    assert dump(db) == {}
+    plan = sf.event("plan.created", sf.fixture("2026-07-29.dahlia/event.json")["data"]["object"])
+    assert webhook.outcome(plan) == "ignored"
+    assert dump(db, journal=False) == {}
+    entries = journal(db)
+    assert {(e["event_type"], e["outcome"]) for e in entries.values()} == {
+        ("charge.succeeded", "ignored"), ("plan.created", "ignored")}
 
 
 def test_wrong_method_unknown_route_and_oversized_body_get_error_bodies(webhook):

@@ -73,16 +73,19 @@ class Client:
     def delete(self, path: str) -> tuple[int, Any]:
         return self.request("DELETE", path)
 
-    def transactions_of(self, user_id: str) -> tuple[int, Any]:
-        query = {
-            "structuredQuery": {
-                "from": [{"collectionId": "credits_transactions"}],
-                "where": {
-                    "fieldFilter": {"field": {"fieldPath": "user_id"}, "op": "EQUAL", "value": {"stringValue": user_id}}
-                },
-            }
+    def transactions_of(self, user_id: str, order_by: Optional[str] = None, limit: Optional[int] = None
+                        ) -> tuple[int, Any]:
+        query: dict[str, Any] = {
+            "from": [{"collectionId": "credits_transactions"}],
+            "where": {
+                "fieldFilter": {"field": {"fieldPath": "user_id"}, "op": "EQUAL", "value": {"stringValue": user_id}}
+            },
         }
-        return self.request("POST", ":runQuery", query)
+        if order_by is not None:
+            query["orderBy"] = [{"field": {"fieldPath": order_by}, "direction": "DESCENDING"}]
+        if limit is not None:
+            query["limit"] = limit
+        return self.request("POST", ":runQuery", {"structuredQuery": query})
 
 
 def s(value: str) -> dict:
@@ -120,6 +123,8 @@ def transaction_doc(transaction_id: str, user_id: str, **overrides: Optional[dic
         "description": s("Story generation (from permanent pool)"),
         "source": s("story-1"),
         "created_at": ts("2026-01-01T00:00:00Z"),
+        "seq": i(1),
+        "balance_after": {"mapValue": {"fields": {"credits_monthly": i(100), "credits_permanent": i(50)}}},
     }
     fields.update(overrides)
     return {key: value for key, value in fields.items() if value is not None}
@@ -185,6 +190,15 @@ def test_a_signed_in_user_reads_and_queries_their_own_transactions(seeded, as_us
     assert [row["document"]["name"].rsplit("/", 1)[1] for row in rows if "document" in row] == ["t-alice"]
 
 
+@pytest.mark.parametrize("order_by", ["created_at", "seq"])
+def test_a_signed_in_user_pages_their_own_history_newest_first_as_the_app_asks(seeded, as_user, order_by):
+    status, rows = as_user("alice").transactions_of("alice", order_by=order_by, limit=100)
+
+    assert status == 200
+    assert [row["document"]["name"].rsplit("/", 1)[1] for row in rows if "document" in row] == ["t-alice"]
+    assert as_user("bob").transactions_of("alice", order_by=order_by, limit=100)[0] == 403
+
+
 def test_a_signed_in_user_cannot_read_or_query_another_users_transactions(seeded, as_user):
     bob = as_user("bob")
 
@@ -243,6 +257,19 @@ def test_a_transaction_may_omit_pool_but_may_not_name_an_unknown_one(admin, as_u
     assert alice.get("/credits_transactions/t-nopool")[0] == 200
     assert alice.get("/credits_transactions/t-badpool")[0] == 403
     assert alice.get("/credits_transactions/t-zero")[0] == 403
+
+
+def test_a_record_from_before_seq_is_readable_but_a_malformed_seq_or_balance_after_is_not(admin, as_user):
+    admin.put("/credits_transactions/t-old", transaction_doc("t-old", "alice", seq=None, balance_after=None))
+    admin.put("/credits_transactions/t-zero-seq", transaction_doc("t-zero-seq", "alice", seq=i(0)))
+    admin.put("/credits_transactions/t-text-seq", transaction_doc("t-text-seq", "alice", seq=s("1")))
+    admin.put("/credits_transactions/t-no-pools", transaction_doc(
+        "t-no-pools", "alice", balance_after={"mapValue": {"fields": {"credits_monthly": i(1)}}}))
+    alice = as_user("alice")
+
+    assert alice.get("/credits_transactions/t-old")[0] == 200
+    for refused in ("t-zero-seq", "t-text-seq", "t-no-pools"):
+        assert alice.get(f"/credits_transactions/{refused}")[0] == 403, refused
 
 
 def test_the_functions_own_collections_are_closed_to_clients(admin, as_user):

@@ -38,6 +38,7 @@ from shared.promotions import service as promotions
 from shared.promotions.schemas import PromoMessage
 from tests.simulation.histories import Delivery, History, delivery_plan, generate, raw
 from tests.support.fake_firestore import FakeFirestore, install
+from tests.support.ledger import assert_ledger_of
 
 HISTORIES = int(os.environ.get("CREDITS_SIM_HISTORIES", "2000"))
 FIRST_SEED = 1
@@ -61,6 +62,14 @@ class Ledger:
         return (user.get("credits_monthly", 0) + user.get("credits_permanent", 0), user.get("credits_owed", 0) or 0)
 
 
+def numbered(user: dict, records: list[dict], where: str) -> None:
+    """The records are numbered 1..n, each `balance_after` the running sums, the last the pools."""
+    try:
+        assert_ledger_of(user, records)
+    except AssertionError as exc:
+        raise AssertionError(f"{where}: {exc}") from None
+
+
 def check_invariants(ledger: Ledger, history: History, step: str) -> None:
     user, records = ledger.user(), ledger.records()
     where = f"seed {history.seed}, after {step}"
@@ -68,6 +77,7 @@ def check_invariants(ledger: Ledger, history: History, step: str) -> None:
         total = sum(r["amount"] for r in records if r["pool"] == pool)
         assert user.get(f"credits_{pool}", 0) == total, f"{where}: {pool} pool {user.get(f'credits_{pool}')} != records {total}"
         assert user.get(f"credits_{pool}", 0) >= 0, where
+    numbered(user, records, where)
     owed_by = user.get("credits_owed_by") or {}
     assert (user.get("credits_owed", 0) or 0) == sum(owed_by.values()), f"{where}: credits_owed != its parts"
     purchases = Counter(r["source"] for r in records if r["type"] == "addon_purchase")

@@ -24,6 +24,7 @@ import random
 from shared.billing import service as webhooks
 from shared.ledger import collections
 from tests.support.fake_firestore import FakeFirestore, install
+from tests.support.ledger import assert_ledger_of
 from tests.support.stripe_story import Customer
 from tools.local import stripe_events as sf
 
@@ -86,9 +87,11 @@ def _monthly(events: list[dict], user_id: str, monkeypatch, seed: int) -> int:
         webhooks.handle(event, json.dumps(event))
         user = fake.doc(collections.user(user_id)) or {}
         records = [r for r in fake.docs(collections.TRANSACTIONS).values() if r.get("user_id") == user_id]
-        for pool in ("monthly", "permanent"):
-            assert user.get(f"credits_{pool}", 0) == sum(r["amount"] for r in records if r["pool"] == pool), \
-                f"seed {seed}: the {pool} pool is not the sum of its records"
+        try:
+            # Each pool is the sum of its records, numbered 1..n with their running sums.
+            assert_ledger_of(user, records)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}: {exc}") from None
     return (fake.doc(collections.user(user_id)) or {}).get("credits_monthly", 0)
 
 

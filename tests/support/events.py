@@ -74,6 +74,8 @@ def transaction(txn_id: str, user_id: str, amount: int, **extra: Any) -> dict[st
         "description": "Story",
         "source": f"src-{txn_id}",
         "created_at": now(),
+        "seq": 1,
+        "balance_after": {"credits_monthly": 0, "credits_permanent": 100},
         **extra,
     }
 

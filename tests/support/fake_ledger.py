@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar
 
-from shared.ledger import accounts, collections
+from shared.ledger import accounts, codec, collections
 from shared.ledger import records as ledger_records
 from shared.ledger.change import Change, Snapshot
 from shared.ledger.models import CreditPool, TransactionType
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend
 from shared.store import commit, known
+from tests.support.ledger import assert_ledger_of
 
 T = TypeVar("T")
+
+
+def numbered(data: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A stored user document as the store hands it to a decision: saying its last `seq` (0,
+    a user with no records yet, unless it says another)."""
+    return None if data is None else {codec.LAST_SEQ: 0, **data}
 
 
 def pools(fake, user_id: str) -> tuple[int, int]:
@@ -36,11 +43,13 @@ def records(fake, user_id: str, kind: Optional[str] = None, source: Optional[str
 
 
 def assert_pools_match_records(fake, user_id: str) -> None:
-    """Each pool equals the sum of the user's records in that pool."""
+    """Each pool equals the sum of the user's records in that pool, and the records are numbered
+    1..n with their running sums (`ledger.assert_ledger_of`)."""
     sums = {"monthly": 0, "permanent": 0}
     for record in records(fake, user_id):
         sums[record["pool"]] += record["amount"]
     assert pools(fake, user_id) == (sums["monthly"], sums["permanent"]), (fake.doc(collections.user(user_id)), sums)
+    assert_ledger_of(fake.doc(collections.user(user_id)), records(fake, user_id))
 
 
 def spend_decision(user_id: str, amount: int, key: Optional[str] = None) -> tuple[Callable[[Snapshot], Change], list[str]]:
@@ -85,6 +94,7 @@ def grant_decision(user_id: str, permanent: int) -> Callable[[Snapshot], Change[
     def decide(snap: Snapshot) -> Change[None]:
         account, migration = accounts.migrate(snap.account)
         return Change(result=None, account=accounts.apply(account, entries),
-                      records=ledger_records.records(user_id, migration + entries, "seed", snap.now))
+                      records=ledger_records.records(user_id, migration + entries, "seed", snap.now,
+                                                     at=snap.position))
 
     return decide

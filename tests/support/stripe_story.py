@@ -30,6 +30,11 @@ class Customer:
         reason = "subscription_create" if n == 1 else "subscription_cycle"
         return self._invoice(reason, [*extra_lines, line], invoice_id or f"in_{self.tag}_p{n}")
 
+    def first_invoice_from(self, start: int, price: str, invoice_id: Optional[str] = None) -> dict[str, Any]:
+        """`invoice.paid` `subscription_create` for a subscription whose first period begins at `start`."""
+        line = sf.invoice_line(self.shape, price, {"start": start, "end": start + sf.PERIOD}, self.subscription)
+        return self._invoice("subscription_create", [line], invoice_id or f"in_{self.tag}_{self.subscription}_first")
+
     def change(self, n: int, old_price: str, new_price: str, day: int = 10, invoice_id: Optional[str] = None) -> dict[str, Any]:
         """`invoice.paid` `subscription_update` for a plan change `day` days into period n."""
         span = {"start": sf.period(n)["start"] + day * sf.DAY, "end": sf.period(n)["end"]}

@@ -96,8 +96,9 @@ def test_entries_refuse_zero_and_non_integer_amounts():
             accounts.Entry(TransactionType.SPENT, CreditPool.MONTHLY, bad, "x")
 
 
-def test_the_balance_response_has_exactly_the_spec_fields_with_balance_the_sum():
+def test_the_balance_response_has_exactly_the_contract_fields_with_balance_the_sum():
     body = CreditBalanceResponse(user_id="u", credits_monthly=100, credits_permanent=50).model_dump(mode="json")
     assert list(body) == ["user_id", "credits_monthly", "credits_permanent", "balance",
-                          "total_earned", "total_spent", "last_updated"]
+                          "total_earned", "total_spent", "last_updated", "credits_owed", "credits_held"]
     assert body["balance"] == 150 and body["last_updated"] is None
+    assert body["credits_owed"] == body["credits_held"] == 0

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Annotated, Union, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from shared.ledger.models import BaseCreditTransaction, BaseUserCredits
 from tests.support.deploy import TERRAFORM_DIR
@@ -60,6 +61,8 @@ def column_for(annotation) -> tuple[str, str, type]:
         else:
             break
     python_type = annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "RECORD", "NULLABLE" if nullable else "REQUIRED", annotation
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         assert issubclass(annotation, str), f"{annotation} is not stored as a string"
         python_type = str
@@ -80,6 +83,11 @@ def test_a_table_matches_its_model_field_by_field_names_types_and_modes(table):
     assert len(declared) == len(columns), "a column is declared twice"
     assert declared == {**expected, **PUBSUB_METADATA}
     assert not set(expected) & set(PUBSUB_METADATA), "a model field would collide with Pub/Sub's metadata"
+    for column in columns:
+        if column["type"] == "RECORD":
+            nested = column_for(model.model_fields[column["name"]].annotation)[2]
+            assert {c["name"]: (c["type"], c.get("mode", "NULLABLE")) for c in column["fields"]} == {
+                name: column_for(field.annotation)[:2] for name, field in nested.model_fields.items()}
 
 
 def test_the_bigquery_subscriptions_write_the_metadata_columns_and_each_table_its_own_event_type():

@@ -19,7 +19,7 @@ from shared.ledger import collections
 from shared.ledger.accounts import Account, Entry
 from shared.ledger.change import Change
 from shared.ledger.models import CreditPool, TransactionType
-from shared.ledger.records import records
+from shared.ledger.records import Position, records
 from shared.store import client as store_client
 from shared.store import known, pipeline
 
@@ -40,7 +40,7 @@ def db(monkeypatch):
 def _staged(db, change: Change, reads: dict, user_at=USER_AT) -> dict[str, object]:
     batch = pipeline.new_batch(db, "c1", "u1", NOW)
     user = known.Version(db.document(collections.user("u1")), user_at)
-    pipeline.stage(batch, user, {"user_id": "u1"}, change, NOW, "c1", reads)
+    pipeline.stage(batch, user, {"user_id": "u1", "last_seq": 0}, change, NOW, "c1", reads)
     writes = {}
     for write in batch._writes:
         name = write.delete if write.WhichOneof("operation") == "delete" else write.update.name
@@ -60,7 +60,8 @@ def _condition(write) -> str:
 
 def _change(**fields) -> Change:
     account = Account("u1", permanent=10)
-    written = records("u1", [Entry(TransactionType.ADJUSTMENT, CreditPool.PERMANENT, 10, "x")], "src", NOW)
+    written = records("u1", [Entry(TransactionType.ADJUSTMENT, CreditPool.PERMANENT, 10, "x")], "src", NOW,
+                      at=Position())
     return Change(result=None, account=account, records=written, **fields)
 
 

@@ -10,7 +10,8 @@ import pytest
 from shared.billing import decisions
 from shared.billing.catalog import Plan
 from shared.billing.events import Period
-from shared.billing.subscriptions import APPLIED, DUPLICATE, renew
+from shared.billing.journal import JournalEntry
+from shared.billing.subscriptions import APPLIED, DUPLICATE
 from shared.common import ids
 from shared.common.errors import IdempotencyConflict, InsufficientCredits, PoolUnderflow
 from shared.ledger import collections
@@ -27,11 +28,13 @@ from shared.promotions.service import (
     decide_grant,
 )
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend
+from tests.support.fake_ledger import numbered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def snapshot(user_id: str, data=None, documents=None) -> Snapshot:
+    data = numbered(data)
     return Snapshot(read_account(user_id, data), data, dict(documents or {}), NOW)
 
 
@@ -169,8 +172,8 @@ PERIOD = Period(1_700_000_000, 1_702_592_000)
 def _renewal(markers=(Once.fact("stripe:invoice", "in_1", "webhook_applied/invoice:in_1"),
                       Once.fact("stripe:period", "sub_1:1700000000", "webhook_applied/period:sub_1:1700000000"))):
     return decisions.EventChange(
-        event_id="evt_1", event_type="invoice.paid", user_id="u", source="in_1", markers=tuple(markers),
-        rule=lambda facts: renew(facts.account.monthly, facts.state, PRO, 1, PERIOD),
+        journal=JournalEntry("evt_1", "invoice.paid", PERIOD.start, None, None, "{}"), user_id="u", source="in_1",
+        markers=tuple(markers), decide=decisions.decide_renewal, inputs=decisions.PlanLine(PRO, 1, PERIOD),
         unapplied_path="webhook_unapplied/evt_1", subscription_id="sub_1",
     )
 
@@ -179,8 +182,10 @@ def test_a_renewal_creates_both_markers_keeps_the_subscription_state_and_drops_a
     spec = _renewal()
     documents = {path: None for path in spec.reads} | {spec.unapplied_path: {"reason": "unknown user"}}
     change = decisions.decide_event(snapshot("u", pools((300, 0)), documents), spec)
-    assert change.result.decision.outcome == APPLIED and not change.result.kept_copy
+    assert change.result.decision.outcome == APPLIED and change.result.journaled
     assert set(change.create) == {marker.path for marker in spec.markers} and change.delete == (spec.unapplied_path,)
+    journal = change.overwrite[spec.journal.path]
+    assert (journal["outcome"], journal["deliveries"], journal["applied_at"]) == ("applied", 1, NOW)
     record = change.create["webhook_applied/period:sub_1:1700000000"]
     assert (record["namespace"], record["key"], record["event_id"], record["outcome"]) == (
         "stripe:period", "sub_1:1700000000", "evt_1", APPLIED)

@@ -15,6 +15,7 @@ from shared.operations.corrections import (
     decide_correction,
 )
 from shared.operations.reconcile_rules import Drift, correction
+from tests.support.fake_ledger import numbered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -25,6 +26,7 @@ def user(monthly: int, permanent: int, earned: int = 0) -> dict:
 
 
 def snapshot(data, documents=None) -> Snapshot:
+    data = numbered(data)
     return Snapshot(read_account("u", data), data, dict(documents or {}), NOW)
 
 

@@ -3,6 +3,8 @@ pack's payment, pauses, and cancellations when another subscription holds the po
 
 from __future__ import annotations
 
+import pytest
+
 import itertools
 
 from shared.billing import events as stripe_events
@@ -16,6 +18,7 @@ from shared.ledger import accounts, codec
 from shared.ledger.accounts import Account, Entry
 from shared.ledger.models import CreditPool, TransactionType
 from tools.local import stripe_events as sf
+from tests.support.fake_ledger import numbered
 
 GRANT = TransactionType.PROMO_GRANT
 
@@ -129,13 +132,19 @@ def test_a_refund_during_a_dispute_is_claimed_once_the_dispute_is_won():
     assert account.permanent == 250
 
 
-def test_a_dispute_known_won_before_it_took_anything_takes_nothing():
-    payment = Payment("pi_1")
-    payments.note_dispute(payment, Dispute("dp_1", "ch_1", "pi_1", "won"), closed=True)
-    assert payments.settle(payment, Account("u"))[1] == []  # pending: nothing settles
-    payment.user_id, payment.granted = "u", 500
-    account, entries = payments.settle(payment, Account("u", permanent=500))
-    assert entries == [] and account.permanent == 500
+@pytest.mark.parametrize("won_first", [False, True], ids=["created, then won", "won, then created"])
+def test_a_won_dispute_leaves_the_same_pools_whether_its_close_comes_first_or_last(won_first):
+    # 400 of the pack were spent: the dispute takes 100 permanent, 300 monthly and owes 100; the
+    # win cancels the debt and gives 400 back to the permanent pool, in either order.
+    payment = applied(500)
+    account = Account("u", monthly=300, permanent=100)
+    created, won = Dispute("dp_1", "ch_1", "pi_1", None), Dispute("dp_1", "ch_1", "pi_1", "won")
+    facts = [(won, True), (created, False)] if won_first else [(created, False), (won, True)]
+    for dispute, closed in facts:
+        payments.note_dispute(payment, dispute, closed)
+        account, _ = payments.settle(payment, account)
+    assert (account.monthly, account.permanent, account.owed) == (0, 400, 0)
+    assert payments.claimed_total(payment) == 0
 
 
 def test_pending_facts_survive_the_document_round_trip():
@@ -221,6 +230,7 @@ def _snap(data, documents=None):
 
     from shared.ledger.change import Snapshot
 
+    data = numbered(data)
     return Snapshot(codec.read_account("u", data), data, dict(documents or {}), datetime(2026, 1, 1, tzinfo=timezone.utc))
 
 
@@ -266,3 +276,20 @@ def test_reconciliation_accounts_for_what_is_owed_by_what_payments_claimed():
     assert (drift.field, drift.stored, drift.ledger) == ("credits_owed", 100, 120)
     garbled = {"user_id": "u", "credits_owed": 7, "credits_owed_by": {"ch_1": 120}}
     assert "sum of credits_owed_by" in owed_drift("u", garbled, sums, [payment])[0].note
+
+
+@pytest.mark.parametrize("refund_first", [True, False], ids=["refund of A, then B", "B, then refund of A"])
+def test_a_take_back_splits_pools_by_what_stands_when_it_applies_but_the_total_is_the_same(refund_first):
+    # docs/stripe.md's table: 300 monthly, pack A (500) spent, A refunded in full, pack B bought.
+    account = Account("u", monthly=300, permanent=0)
+    pack_a = applied(500)
+    pack_b = accounts.grant(TransactionType.ADDON_PURCHASE, 500, "pack B")
+    steps = ["refund", "grant"] if refund_first else ["grant", "refund"]
+    for step in steps:
+        if step == "refund":
+            payments.note_charge(pack_a, charge(1000))
+            account, _ = payments.settle(pack_a, account)
+        else:
+            account, _ = accounts.grant_and_collect(account, [pack_b])
+    expected = (0, 300) if refund_first else (300, 0)
+    assert (account.monthly, account.permanent, account.owed) == (*expected, 0)

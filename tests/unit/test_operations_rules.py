@@ -6,8 +6,9 @@ from datetime import date, datetime, timezone
 
 from shared.ledger import accounts, codec
 from shared.ledger.models import TransactionType
-from shared.operations.migration_rules import LEGACY_EARNED, LEGACY_SPENT, MigrationAction, decide_migration
-from shared.operations.reconcile_rules import LedgerSums, compare
+from shared.operations.migration_rules import (LEGACY_EARNED, LEGACY_SPENT, MigrationAction, decide_migration,
+                                               plan_numbering)
+from shared.operations.reconcile_rules import SEQUENCE, LedgerSums, compare, correction, sequence_drift
 from shared.operations.usage_rules import aggregate_usage, usage_totals
 
 
@@ -105,3 +106,81 @@ def test_usage_counts_each_day_and_pool_and_every_day_has_a_row():
     assert monthly == {"granted": 100, "spent": 25, "expired": 20, "other": 0}
     assert days[1].share("permanent") == round(10 / 35, 4)
     assert usage_totals(days, date(2026, 3, 1)).spent_total() == 35
+
+
+# -- numbering: seq and balance_after ----------------------------------------------------------
+
+T1 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T2 = datetime(2025, 1, 2, tzinfo=timezone.utc)
+DOC = {"user_id": "u", "credits_monthly": 10, "credits_permanent": 15, "last_seq": 3}
+
+
+def record(pool, amount, created_at=T1, seq=None, after=None):
+    data = {"pool": pool, "type": "adjustment", "amount": amount, "created_at": created_at}
+    if seq is not None:
+        data["seq"] = seq
+    if after is not None:
+        data["balance_after"] = {"credits_monthly": after[0], "credits_permanent": after[1]}
+    return data
+
+
+def test_records_from_before_seq_are_numbered_first_by_time_then_the_numbered_ones_in_seq_order():
+    found = {"b": record("permanent", 20, T1), "a": record("monthly", 10, T2),
+             "c": record("permanent", -5, T2, seq=3, after=(10, 15))}
+    plan = plan_numbering(DOC, found)
+    # b came first in time; c was numbered after both, and its numbers stand.
+    assert plan.numbers == {"b": (1, {"credits_monthly": 0, "credits_permanent": 20}),
+                            "a": (2, {"credits_monthly": 10, "credits_permanent": 20})}
+    assert (plan.last_seq, plan.document, plan.needed) == (3, False, True)
+
+
+def test_a_numbered_ledger_plans_nothing_and_a_legacy_or_absent_document_is_left_alone():
+    found = {"a": record("monthly", 10, seq=1, after=(10, 0)), "b": record("permanent", 15, seq=2, after=(10, 15))}
+    assert not plan_numbering({**DOC, "last_seq": 2}, found).needed
+    # A document that says another last_seq is set right; one that says none learns it on its next change.
+    assert plan_numbering(DOC, found).document is True
+    assert not plan_numbering({k: v for k, v in DOC.items() if k != "last_seq"}, found).needed
+    assert not plan_numbering({"balance": 10}, {"a": record("permanent", 10)}).needed
+    assert not plan_numbering(None, {"a": record("permanent", 10)}).needed
+
+
+def test_a_gap_or_a_wrong_balance_after_is_numbered_again_from_the_first_record():
+    found = {"a": record("monthly", 10, seq=1, after=(10, 0)), "b": record("permanent", 15, seq=3, after=(10, 15)),
+             "c": record("permanent", 5, seq=4, after=(0, 0))}
+    plan = plan_numbering({**DOC, "last_seq": 4}, found)
+    assert plan.numbers == {"b": (2, {"credits_monthly": 10, "credits_permanent": 15}),
+                            "c": (3, {"credits_monthly": 10, "credits_permanent": 20})}
+    assert (plan.last_seq, plan.document) == (3, True)
+
+
+def numbered_sums(*entries) -> LedgerSums:
+    """Sums of (seq, pool, amount, balance_after) records."""
+    total = LedgerSums()
+    for i, (seq, pool, amount, after) in enumerate(entries):
+        total.add({"transaction_id": f"t{i}", "type": "adjustment", **record(pool, amount, seq=seq, after=after)})
+    return total
+
+
+def test_reconcile_finds_records_without_seq_a_gap_a_repeat_a_broken_chain_and_a_wrong_last_seq():
+    doc = {"user_id": "u", "credits_monthly": 10, "credits_permanent": 5, "last_seq": 2}
+    fine = numbered_sums((1, "monthly", 10, (10, 0)), (2, "permanent", 5, (10, 5)))
+    assert sequence_drift("u", doc, fine) == []
+
+    def found(drifts):
+        return [(d.kind, d.field, d.stored, d.ledger) for d in drifts]
+
+    lacking = numbered_sums((1, "monthly", 10, (10, 0)), (None, "permanent", 5, None))
+    assert found(sequence_drift("u", doc, lacking)) == [(SEQUENCE, "seq", 1, 2)]
+    gap = numbered_sums((1, "monthly", 10, (10, 0)), (3, "permanent", 5, (10, 5)))
+    assert found(sequence_drift("u", doc, gap)) == [(SEQUENCE, "seq", 3, 2)]
+    repeat = numbered_sums((1, "monthly", 10, (10, 0)), (1, "permanent", 5, (10, 5)))
+    assert "repeats" in sequence_drift("u", doc, repeat)[0].note
+    chain = numbered_sums((1, "monthly", 10, (10, 0)), (2, "permanent", 5, (10, 6)))
+    assert found(sequence_drift("u", doc, chain)) == [(SEQUENCE, "balance_after.credits_permanent", 6, 5)]
+    assert found(sequence_drift("u", {**doc, "last_seq": 5}, fine)) == [(SEQUENCE, "last_seq", 5, 2)]
+    # Records without a user document, or beside a legacy one, are drift already; a document
+    # without last_seq learns it on its next change.
+    assert sequence_drift("u", None, lacking) == sequence_drift("u", {"balance": 5}, lacking) == []
+    assert sequence_drift("u", {k: v for k, v in doc.items() if k != "last_seq"}, fine) == []
+    # Sequence drift is reported, never corrected by a record.
+    assert correction(sequence_drift("u", doc, chain)[0]) is None

@@ -26,10 +26,15 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def ledger(*records, wanted=None) -> LedgerSums:
-    """Sums of (type, pool, amount, source) records, each with an id of its own."""
+    """Sums of (type, pool, amount, source) records, each with an id of its own, numbered in order
+    with their running sums as the store writes them."""
     sums = LedgerSums(wanted=wanted)
+    running = {"monthly": 0, "permanent": 0}
     for i, (kind, pool, amount, source) in enumerate(records):
-        sums.add({"transaction_id": f"t{i}", "type": kind, "pool": pool, "amount": amount, "source": source})
+        running[pool] += amount
+        sums.add({"transaction_id": f"t{i}", "type": kind, "pool": pool, "amount": amount, "source": source,
+                  "seq": i + 1, "balance_after": {"credits_monthly": running["monthly"],
+                                                  "credits_permanent": running["permanent"]}})
     return sums
 
 

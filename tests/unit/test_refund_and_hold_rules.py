@@ -28,6 +28,7 @@ from shared.spending.holds import (
 )
 from shared.spending.refunds import RefundRequest, decide_refund
 from shared.spending.rules import SpendOrder, SpendRequest, decide_spend, preview_spend
+from tests.support.fake_ledger import numbered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 M, P = CreditPool.MONTHLY, CreditPool.PERMANENT
@@ -35,6 +36,7 @@ ORDER = SpendOrder.PERMANENT_FIRST
 
 
 def snapshot(user_id, data=None, documents=None, now=NOW) -> Snapshot:
+    data = numbered(data)
     return Snapshot(read_account(user_id, data), data, dict(documents or {}), now)
 
 

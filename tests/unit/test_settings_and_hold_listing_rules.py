@@ -66,10 +66,10 @@ def test_a_change_to_what_is_already_set_writes_nothing(data, changes):
 
 
 def test_a_legacy_document_is_migrated_with_its_record_by_a_settings_change():
-    change = decide_settings(snapshot({"user_id": "u", "balance": 30}), {"low_balance_threshold": 10})
+    change = decide_settings(snapshot({"user_id": "u", "balance": 30, "last_seq": 0}), {"low_balance_threshold": 10})
 
     assert change.account.permanent == 30 and not change.account.is_legacy
-    assert [(r.type.value, r.amount) for r in change.records] == [("migration", 30)]
+    assert [(r.type.value, r.amount, r.seq) for r in change.records] == [("migration", 30, 1)]
 
 
 def test_a_settings_body_names_the_settings_it_changes_and_nothing_else():
@@ -118,21 +118,29 @@ def test_a_hold_past_its_expiry_is_listed_as_expired_and_not_as_held():
 
 
 def test_a_listing_token_is_short_whatever_the_user_and_only_its_own_listing_takes_it_back():
-    listing = '["holds", "' + "𝄞" * 128 + '", "held"]'
+    user_id = "𝄞" * 128
+    listing = page_tokens.listing("holds", user_id, "held")
     token = page_tokens.sign(listing, [NOW.isoformat(), "d" * 64])
 
-    assert len(token) < 250
+    assert len(token) < 200
     assert page_tokens.time_cursor(listing, token) == (NOW, "d" * 64)
-    with pytest.raises(InvalidRequest):
-        page_tokens.time_cursor(listing.replace("held", "expired"), token)
+    for other in (page_tokens.listing("holds", user_id, "expired"), page_tokens.listing("holds", "u", "held")):
+        with pytest.raises(InvalidRequest):
+            page_tokens.time_cursor(other, token)
     with pytest.raises(InvalidRequest):
         page_tokens.time_cursor(listing, token + "0")
+    # A history token of the same user is no holds token, and the other way round.
+    with pytest.raises(InvalidRequest):
+        page_tokens.decode(user_id, token, {})
+    with pytest.raises(InvalidRequest):
+        page_tokens.time_cursor(listing, page_tokens.encode(user_id, 5, {}))
 
 
 @pytest.mark.parametrize("cursor", [["not a time", "d"], [NOW.isoformat()], [NOW.replace(tzinfo=None).isoformat(), "d"],
                                     [NOW.isoformat(), "a/b"], [NOW.isoformat(), ""], {"a": 1}, [NOW.isoformat(), 5]])
 def test_a_signed_cursor_of_the_wrong_shape_is_refused_not_crashed(cursor):
-    token = page_tokens.sign("L", cursor)
+    listing = page_tokens.listing("holds", "u", None)
+    token = page_tokens.sign(listing, cursor)
 
     with pytest.raises(InvalidRequest):
-        page_tokens.time_cursor("L", token)
+        page_tokens.time_cursor(listing, token)

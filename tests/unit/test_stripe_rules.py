@@ -107,7 +107,7 @@ def test_a_renewal_keeps_up_to_the_cap_and_expires_the_rest():
     decision = renewals.renew(800, None, PRO, 1, Period(100, 200))
     assert decision.outcome == "applied"
     assert [(e.type.value, e.amount) for e in decision.entries] == [("monthly_expired", -300), ("subscription_grant", 1000)]
-    assert decision.state == SubscriptionState("price_pro", 100, 200, 1000, None, rolled_over=500)
+    assert decision.state == SubscriptionState("price_pro", 100, 200, 1000, None, rolled_over=500, rollover_cap=500)
 
 
 def test_a_renewal_with_nothing_to_forfeit_writes_only_the_grant_and_seats_multiply_it():
@@ -156,13 +156,33 @@ def test_an_upgrade_delivered_before_its_subscriptions_first_invoice_counts_as_a
     assert [(e.type.value, e.amount) for e in bigger.entries] == [("subscription_grant", 1000)]
 
 
-def test_a_renewal_for_a_period_before_another_subscriptions_last_renewal_is_stale():
+def test_a_replaced_subscriptions_late_first_invoice_changes_nothing_when_the_replacement_rolls_nothing_over():
     replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
     late_first_invoice = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
-    assert late_first_invoice.outcome == "stale" and not late_first_invoice.entries
-    assert "sub_new" in late_first_invoice.reason
+    assert late_first_invoice.outcome == "ignored" and not late_first_invoice.entries
+    assert "sub_new" in late_first_invoice.reason and late_first_invoice.state.period_start == 100
     # A period that begins after the other subscription's renews as usual (two live subscriptions).
     assert renewals.renew(1000, None, BASIC, 1, Period(160, 260), replacement).outcome == "applied"
+
+
+def test_a_replaced_subscriptions_late_first_invoice_is_rolled_over_by_the_replacement_up_to_its_cap():
+    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rolled_over=0, rollover_cap=500)}
+    late = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
+    assert late.outcome == "applied"
+    assert [(e.type.value, e.amount) for e in late.entries] == [("subscription_grant", 300)]
+    assert late.others["sub_new"].rolled_over == 300
+
+
+def test_an_older_renewal_of_the_same_subscription_stays_stale():
+    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rollover_cap=500)}
+    renewed = SubscriptionState("price_basic", 120, 220, 300)
+    assert renewals.renew(1000, renewed, BASIC, 1, Period(100, 200), replacement).outcome == "stale"
+
+
+def test_a_late_invoice_of_a_subscription_that_ended_before_its_replacement_renewed_is_stale():
+    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rollover_cap=500)}
+    ended = SubscriptionState(canceled_at=140)
+    assert renewals.renew(1000, ended, BASIC, 1, Period(100, 200), replacement).outcome == "stale"
 
 
 def test_pausing_a_subscription_the_user_replaced_leaves_the_active_ones_pool_alone():

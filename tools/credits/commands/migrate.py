@@ -1,4 +1,5 @@
-"""`credits migrate`: every legacy `balance` document converted to the two pools, resumably."""
+"""`credits migrate`: every legacy `balance` document converted to the two pools, and every
+user's records numbered (`seq`, `balance_after`), resumably."""
 
 from __future__ import annotations
 
@@ -17,13 +18,17 @@ def add_parser(subparsers):
     p = add_command(
         subparsers,
         "migrate",
-        help="convert every legacy `balance` document to the two pools",
+        help="convert every legacy `balance` document to the two pools and number every user's records",
         description=(
             "Move each legacy balance to credits_permanent with a `migration` transaction, totals kept, "
             "in batches of users ordered by id. Migrated documents are untouched. Half-written documents: "
             "pools beside a stray `balance` keep the pools and lose the field; a legacy document whose "
             "migration record already exists with its exact balance gets its pools without a second "
-            "record; anything inconsistent is left alone and listed for review (exit code 1)."
+            "record; anything inconsistent is left alone and listed for review (exit code 1). "
+            "Then each user's records written before `seq` existed are numbered: `seq` 1, 2, 3, ... in "
+            "commit order and `balance_after` the running pools, one commit per user, and `last_seq` set "
+            "on the user document; numbered users are skipped. Run it once after every function of the "
+            "new version is deployed."
         ),
     )
     p.add_argument("--dry-run", action="store_true", help="report what would change and write nothing")
@@ -86,6 +91,8 @@ def _print_report(args, out: TextIO, report: migration.MigrationReport) -> None:
     write_table(out, ["outcome", "users"], [[label(k), v] for k, v in report.counts.items()])
     moved = "would move" if report.dry_run else "moved"
     out.write(f"\nexamined {report.examined} users; {report.credits_migrated} legacy credits {moved} to permanent pools\n")
+    numbered = "would number" if report.dry_run else "numbered"
+    out.write(f"{numbered} {report.numbered_records} records of {report.numbered_users} users (seq, balance_after)\n")
     if report.repaired:
         out.write("\nrepaired half-written documents:\n")
         write_table(out, ["user_id", "action", "reason"], [[r["user_id"], r["action"], r["reason"]] for r in report.repaired],

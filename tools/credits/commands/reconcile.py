@@ -22,8 +22,10 @@ def add_parser(subparsers):
         description=(
             "Stream every user and every transaction (ordered by user) and compare each pool, and the "
             "totals, with the records; and each spend's refunded totals (spend_refunds), each hold "
-            "(credit_holds) and each add-on payment (stripe_payments) with the records derived from them. "
-            "Each drift names its kind: account, record, spend_refunds, hold or payment. Drift is re-checked "
+            "(credit_holds) and each add-on payment (stripe_payments) with the records derived from them; "
+            "and that each user's records are numbered 1..n (seq) with balance_after the running pools. "
+            "Each drift names its kind: account, record, sequence, spend_refunds, hold or payment "
+            "(records lacking seq are numbered by credits migrate). Drift is re-checked "
             "with a consistent read of that user before it is reported. Exit code 1 if any drift is found. "
             "--fix prints, for each pool that drifted, the ledger correction that would make the records "
             "explain the stored pool (an `adjustment` record of stored - ledger; the pool is not changed); "

@@ -1,0 +1,210 @@
+"""Auto top-up's pure rules: the setting and its state on the user document, when an attempt is due,
+and what each charge outcome does to both (CONTRACT section 9). No I/O.
+
+Rules enforced here:
+- the setting and its state live on the user document (`auto_topup`), so every change to the user
+  sees them without another read, and the commit that makes an attempt due creates it;
+- an attempt is due after a change that leaves the balance (as `GET /balance` shows it, expired
+  holds given back) below `threshold`, if the setting is enabled and `active`, no attempt of the
+  user is pending, the month's limit is not reached (attempts that succeeded, are pending or wait
+  for action, per calendar month in UTC), and the last failure, if any, is at least 1 hour old
+  (4 hours after two failures in a row); a user never has two pending attempts, because the
+  pending one is named on the user document that every change is conditioned on;
+- an outcome settles a pending attempt once: `succeeded` resets `failures`; a hard decline
+  (`lost_card`, `stolen_card`, `pickup_card`, `fraudulent`, `expired_card`, or advice
+  `do_not_try_again`) disables at once (`card_declined`); any other failure counts, and the third
+  in a row disables (`repeated_failures`); authentication needed makes the attempt and the setting
+  `action_required`; no customer or payment method disables (`missing_payment_method`); a setting
+  disabled or removed before the charge cancels the attempt (nothing charged); a refund or dispute
+  of a top-up payment disables (`payment_reversed`);
+- putting a setting (even the same one) makes it `active` with 0 failures and no backoff; a
+  failed or canceled attempt no longer counts against the month's limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Optional
+
+from ..common import ids
+from . import collections
+
+FIELD = "auto_topup"
+
+ACTIVE, DISABLED, ACTION_REQUIRED = "active", "disabled", "action_required"
+PENDING, SUCCEEDED, FAILED, CANCELED = "pending", "succeeded", "failed", "canceled"
+CARD_DECLINED, REPEATED_FAILURES = "card_declined", "repeated_failures"
+MISSING_PAYMENT_METHOD, PAYMENT_REVERSED = "missing_payment_method", "payment_reversed"
+
+HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "expired_card"})
+STRIKES = 3
+BACKOFF = timedelta(hours=1)
+LONG_BACKOFF = timedelta(hours=4)
+
+
+@dataclass(frozen=True)
+class TopupSetting:
+    """The setting as the user put it, with the credits one attempt grants (from the catalog)."""
+
+    enabled: bool
+    threshold: int
+    price_id: str
+    credits: int
+    quantity: int = 1
+    monthly_limit: int = 5
+    customer: Optional[str] = None
+    payment_method: Optional[str] = None
+    # The state that outcomes change; a new setting starts it afresh.
+    status: str = ACTIVE
+    reason: Optional[str] = None
+    failures: int = 0
+    last_failure_at: Optional[datetime] = None
+    month: Optional[str] = None
+    this_month: int = 0
+    pending_attempt: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Optional["TopupSetting"]:
+        if not isinstance(data, Mapping) or not isinstance(data.get("threshold"), int):
+            return None
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        try:
+            return cls(**known)
+        except TypeError:
+            return None
+
+    def counted(self, now: datetime) -> int:
+        """Attempts counted against this calendar month's limit."""
+        return self.this_month if self.month == month_of(now) else 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    attempt_id: str
+    document: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return collections.topup_attempt(self.attempt_id)
+
+
+def month_of(now: datetime) -> str:
+    return now.strftime("%Y-%m")
+
+
+def put_setting(setting: TopupSetting, previous: Optional[TopupSetting]) -> TopupSetting:
+    """A setting put by the user: active, 0 failures, no backoff; the month's count and a pending
+    attempt carry over (they are facts, not preferences)."""
+    keep = previous or TopupSetting(False, 1, "", 0)
+    return replace(setting, status=ACTIVE, reason=None, failures=0, last_failure_at=None,
+                   month=keep.month, this_month=keep.this_month, pending_attempt=keep.pending_attempt)
+
+
+def _backed_off(setting: TopupSetting, now: datetime) -> bool:
+    if setting.failures <= 0 or setting.last_failure_at is None:
+        return False
+    wait = LONG_BACKOFF if setting.failures >= 2 else BACKOFF
+    return now - setting.last_failure_at < wait
+
+
+def decide_attempt(user_id: str, setting: Optional[TopupSetting], balance: int,
+                   now: datetime) -> Optional[tuple[Attempt, TopupSetting]]:
+    """The attempt a change that leaves `balance` makes due, with the setting after it; or None."""
+    if setting is None or not setting.enabled or setting.status != ACTIVE:
+        return None
+    if balance >= setting.threshold or setting.pending_attempt is not None:
+        return None
+    if setting.counted(now) >= setting.monthly_limit or _backed_off(setting, now):
+        return None
+    attempt_id = ids.topup_attempt_id(user_id, now)
+    document = {
+        "attempt_id": attempt_id,
+        "user_id": user_id,
+        "price_id": setting.price_id,
+        "quantity": setting.quantity,
+        "credits": setting.credits,
+        "status": PENDING,
+        "created_at": now,
+    }
+    after = replace(setting, month=month_of(now), this_month=setting.counted(now) + 1, pending_attempt=attempt_id)
+    return Attempt(attempt_id, document), after
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    """What Stripe said of an attempt's charge, in the contract's terms."""
+
+    kind: str  # SUCCEEDED, FAILED, ACTION_REQUIRED, CANCELED, or MISSING_PAYMENT_METHOD
+    decline_code: Optional[str] = None
+    advice_code: Optional[str] = None
+    payment_intent: Optional[str] = None
+
+
+def is_hard_decline(outcome: ChargeOutcome) -> bool:
+    return outcome.decline_code in HARD_DECLINES or outcome.advice_code == "do_not_try_again"
+
+
+def settle_setting(setting: Optional[TopupSetting], attempt_id: str, outcome: ChargeOutcome,
+                   attempt_created: datetime, now: datetime) -> Optional[TopupSetting]:
+    """The setting after an attempt's outcome (None stays None: a removed setting has no state)."""
+    if setting is None:
+        return None
+    pending = None if setting.pending_attempt == attempt_id else setting.pending_attempt
+    setting = replace(setting, pending_attempt=pending)
+    counted_month = month_of(attempt_created)
+    uncount = outcome.kind in (FAILED, CANCELED, MISSING_PAYMENT_METHOD) and setting.month == counted_month
+    if uncount:
+        setting = replace(setting, this_month=max(setting.this_month - 1, 0))
+    if outcome.kind == SUCCEEDED:
+        # A PaymentIntent completed on session after `action_required` makes the setting active again.
+        if setting.status == ACTION_REQUIRED:
+            setting = replace(setting, status=ACTIVE, reason=None)
+        return replace(setting, failures=0, last_failure_at=None)
+    if outcome.kind == ACTION_REQUIRED:
+        return replace(setting, status=ACTION_REQUIRED, reason="authentication_required")
+    if outcome.kind == MISSING_PAYMENT_METHOD:
+        return replace(setting, status=DISABLED, reason=MISSING_PAYMENT_METHOD)
+    if outcome.kind == CANCELED:
+        return setting
+    failures = setting.failures + 1
+    setting = replace(setting, failures=failures, last_failure_at=now)
+    if is_hard_decline(outcome):
+        return replace(setting, status=DISABLED, reason=CARD_DECLINED)
+    if failures >= STRIKES:
+        return replace(setting, status=DISABLED, reason=REPEATED_FAILURES)
+    return setting
+
+
+def attempt_status(outcome: ChargeOutcome) -> str:
+    return {SUCCEEDED: SUCCEEDED, ACTION_REQUIRED: ACTION_REQUIRED, CANCELED: CANCELED}.get(outcome.kind, FAILED)
+
+
+def reversed_payment(setting: Optional[TopupSetting]) -> Optional[TopupSetting]:
+    """A refund or dispute of a top-up payment: the setting stops until it is put again."""
+    if setting is None:
+        return None
+    return replace(setting, status=DISABLED, reason=PAYMENT_REVERSED)
+
+
+def view(setting: Optional[TopupSetting], now: datetime) -> Optional[dict[str, Any]]:
+    """The setting as `GET /users/{user_id}/settings` answers it."""
+    if setting is None:
+        return None
+    return {
+        "enabled": setting.enabled,
+        "threshold": setting.threshold,
+        "price_id": setting.price_id,
+        "quantity": setting.quantity,
+        "monthly_limit": setting.monthly_limit,
+        "customer": setting.customer,
+        "payment_method": setting.payment_method,
+        "status": setting.status,
+        "reason": setting.reason,
+        "failures": setting.failures,
+        "this_month": setting.counted(now),
+        "pending_attempt": setting.pending_attempt,
+    }
