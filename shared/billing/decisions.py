@@ -9,9 +9,12 @@ Rules enforced here:
 - an event changes credits once per source: its first marker is the source's own (this invoice,
   session, subscription end) and any further marker guards a wider key (a subscription's period,
   whichever invoice carries it); any marker present is `duplicate`;
-- a decision sees the account (a legacy one migrated first, in the same commit) and the state of
-  every subscription of the user, which lives on the user document (`stripe_subscriptions`, a map
-  by subscription id) and so moves in the same conditioned commit as the pools it decides about;
+- a decision sees the account (a legacy one migrated first, in the same commit) and the user's
+  subscription timeline (`timeline`: every subscription fact with Stripe's time, and the monthly
+  pool's movements between them), which lives on the user document and so moves in the same
+  conditioned commit as the pools it decides about; a subscription decision adds its fact and
+  moves the pool by what replaying the facts in creation order gives (`stripe_subscriptions`
+  shows each subscription as that replay leaves it);
 - `decide_event` turns a decision into one `Change`: the pools, the records with the event's
   source, every marker, the subscription states, the customer-to-user link, the event's journal
   entry (`webhook_events/{event_id}`, its outcome) and the removal of a kept unapplied copy, all
@@ -26,20 +29,23 @@ Rules enforced here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Generic, Mapping, Optional, TypeVar
 
-from ..ledger import accounts, codec, records
+from ..ledger import accounts, codec, moves, records
 from ..ledger.accounts import Account, Entry
+from ..ledger.models import CreditPool, TransactionType
 from ..ledger.change import Change, Snapshot
 from ..ledger.idempotency import Once
 from . import payments, subscriptions
+from . import timeline as timeline_
 from .catalog import Plan
 from .customers import link_document
 from .events import Charge, Dispute, Period
 from .journal import JournalEntry, journal_document
 from .outcomes import Outcome
 from .payments import Payment
-from .subscriptions import Decision, SubscriptionState, state_of
+from .subscriptions import Decision
 
 SUBSCRIPTIONS_FIELD = "stripe_subscriptions"
 
@@ -48,14 +54,14 @@ I = TypeVar("I")
 
 @dataclass(frozen=True)
 class Facts:
-    """What a decision sees: the account, the event's subscription, all of the user's other
-    subscriptions, and the other documents the change read (by path)."""
+    """What a decision sees: the account, the other documents the change read (by path), the
+    time, and the user's subscription timeline."""
 
     account: Account
-    state: Optional[SubscriptionState]
-    subscriptions: Mapping[str, SubscriptionState] = field(default_factory=dict)
     documents: Mapping[str, Optional[dict[str, Any]]] = field(default_factory=dict)
     now: Any = None
+    # The user's subscription facts and the monthly pool's movements between them.
+    timeline: timeline_.Timeline = field(default_factory=timeline_.Timeline)
 
 
 # --- typed inputs, one per decision -------------------------------------------------------------
@@ -68,13 +74,18 @@ class PlanLine:
     plan: Plan
     quantity: int
     period: Period
+    subscription_id: str = ""
+    # The fact's key: `{subscription_id}:{period_start}` for a renewal, the invoice id for an upgrade.
+    key: str = ""
 
 
 @dataclass(frozen=True)
 class SubscriptionEnd:
-    """When a subscription ended, paused or resumed (Stripe's own time)."""
+    """When a subscription ended, paused or resumed (Stripe's own time), and the fact's key."""
 
     at: int
+    subscription_id: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,25 +115,117 @@ class DisputeFact:
 # --- the decisions ----------------------------------------------------------------------------
 
 
+def _entry(amount: int, description: str) -> tuple[Entry, ...]:
+    if amount > 0:
+        return (Entry(TransactionType.SUBSCRIPTION_GRANT, CreditPool.MONTHLY, amount, description),)
+    if amount < 0:
+        return (Entry(TransactionType.MONTHLY_EXPIRED, CreditPool.MONTHLY, amount, description),)
+    return ()
+
+
+def _record(facts: Facts, fact: timeline_.Fact, unchanged: Outcome, why: str) -> Decision:
+    """Add `fact` to the timeline and move the monthly pool as creation order says.
+
+    In creation order (the fact comes after every fact known) the pool moves from what it holds
+    now, by the contract's rule for the fact; a fact that arrives late moves it by the difference
+    its place in the timeline makes. Either way the pool never goes below 0.
+    """
+    monthly = facts.account.monthly
+    effect, grown = timeline_.effect(facts.timeline, fact)
+    before_subs = timeline_.replay(facts.timeline)[1]
+    sub_before = before_subs.get(fact.subscription_id, timeline_.Sub())
+    sub_after = effect.subs.get(fact.subscription_id, timeline_.Sub())
+    renewed = fact.kind == timeline_.RENEWAL and sub_after.period_start == fact.at != sub_before.period_start
+    entries: tuple[Entry, ...] = ()
+    if effect.latest and renewed:
+        kept = min(monthly, fact.cap)
+        entries = _entry(kept - monthly, f"Monthly credits expired at renewal ({kept} rolled over, cap {fact.cap})")
+        entries += _entry(fact.grant, f"Monthly credits for {fact.price_id}, period {_day(fact.at)} to {_day(fact.period_end)}")
+    elif effect.latest:
+        target, _ = timeline_._apply(monthly, sub_before, fact, before_subs)
+        entries = _entry(target - monthly, _describe(fact))
+    else:
+        entries = _entry(max(effect.delta, -monthly), _describe(fact) + " (delivered late: placed by Stripe's time)")
+    fields = {**grown.to_fields(), moves.EPOCH: grown.epoch, SUBSCRIPTIONS_FIELD: timeline_.states(effect.subs)}
+    resets = fact.kind in (timeline_.RENEWAL, timeline_.PAUSE, timeline_.END) and (bool(entries) or effect.latest)
+    outcome = Outcome.APPLIED if entries else unchanged
+    return Decision(outcome, entries, reason="" if entries else why, resets_monthly=resets, user_fields=fields)
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _describe(fact: timeline_.Fact) -> str:
+    if fact.kind == timeline_.RENEWAL:
+        return f"Monthly credits for {fact.price_id}, period {_day(fact.at)} to {_day(fact.period_end)}"
+    if fact.kind == timeline_.UPGRADE:
+        return f"Upgrade to {fact.price_id}: {fact.grant} monthly credits"
+    if fact.kind == timeline_.PAUSE:
+        return "Subscription paused: monthly credits expired"
+    if fact.kind == timeline_.END:
+        return "Subscription ended: monthly credits expired"
+    return "Subscription resumed"
+
+
+def _late(facts: Facts, fact: timeline_.Fact) -> bool:
+    return not facts.timeline.is_latest(fact)
+
+
 def decide_renewal(facts: Facts, line: PlanLine) -> Decision:
-    return subscriptions.renew(facts.account.monthly, facts.state, line.plan, line.quantity, line.period,
-                               facts.subscriptions)
+    fact = timeline_.Fact(timeline_.RENEWAL, line.subscription_id, line.period.start, line.key,
+                          grant=subscriptions.allowance(line.plan, line.quantity), cap=line.plan.rollover_cap,
+                          period_end=line.period.end, price_id=line.plan.price_id)
+    if facts.timeline.knows(fact.kind, fact.key):
+        return Decision(Outcome.DUPLICATE, reason="this period was already renewed")
+    if any(at > fact.at for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
+        return Decision(Outcome.STALE, reason="a later period was already renewed")
+    return _record(facts, fact, Outcome.STALE if _late(facts, fact) else Outcome.IGNORED,
+                   "the period began before the subscription was paused or ended, or another renewal holds the pool")
 
 
 def decide_upgrade(facts: Facts, line: PlanLine) -> Decision:
-    return subscriptions.upgrade(facts.state, line.plan, line.quantity, line.period)
+    fact = timeline_.Fact(timeline_.UPGRADE, line.subscription_id, line.period.start, line.key,
+                          grant=subscriptions.allowance(line.plan, line.quantity), period_end=line.period.end,
+                          price_id=line.plan.price_id)
+    if facts.timeline.knows(fact.kind, fact.key):
+        return Decision(Outcome.DUPLICATE, reason="this change was already applied")
+    if any(at >= fact.period_end for at in timeline_.known_periods(facts.timeline, line.subscription_id)):
+        return Decision(Outcome.STALE, reason="the change belongs to a period before the one last renewed")
+    return _record(facts, fact, Outcome.STALE if _late(facts, fact) else Outcome.IGNORED,
+                   "not an upgrade (a smaller or equal allowance waits for the renewal), or its period's renewal "
+                   "is not known yet")
+
+
+def _ended_by(facts: Facts, subscription_id: str, at: int) -> bool:
+    """Whether the subscription's end is known and came at or before `at`."""
+    ended = timeline_.replay(facts.timeline)[1].get(subscription_id, timeline_.Sub()).ended_at
+    return ended is not None and ended <= at
 
 
 def decide_cancellation(facts: Facts, end: SubscriptionEnd) -> Decision:
-    return subscriptions.cancel(facts.account.monthly, facts.state, end.at, facts.subscriptions)
+    if facts.timeline.knows(timeline_.END, end.key):
+        return Decision(Outcome.DUPLICATE, reason="the subscription's end was already applied")
+    fact = timeline_.Fact(timeline_.END, end.subscription_id, end.at, end.key)
+    return _record(facts, fact, Outcome.IGNORED,
+                   "another subscription is active and renewed, or the pool was already empty: no credits change")
 
 
 def decide_pause(facts: Facts, end: SubscriptionEnd) -> Decision:
-    return subscriptions.pause(facts.account.monthly, facts.state, end.at, facts.subscriptions)
+    if facts.timeline.knows(timeline_.PAUSE, end.key):
+        return Decision(Outcome.DUPLICATE, reason="this pause was already applied")
+    if _ended_by(facts, end.subscription_id, end.at):
+        return Decision(Outcome.STALE, reason="the subscription has ended")
+    fact = timeline_.Fact(timeline_.PAUSE, end.subscription_id, end.at, end.key)
+    return _record(facts, fact, Outcome.IGNORED,
+                   "another subscription is active and renewed, or the pool was already empty: no credits change")
 
 
 def decide_resume(facts: Facts, end: SubscriptionEnd) -> Decision:
-    return subscriptions.resume(facts.state, end.at)
+    if facts.timeline.knows(timeline_.RESUME, end.key):
+        return Decision(Outcome.DUPLICATE, reason="this resume was already applied")
+    fact = timeline_.Fact(timeline_.RESUME, end.subscription_id, end.at, end.key)
+    return _record(facts, fact, Outcome.IGNORED, "resumed: the next paid renewal fills the monthly pool")
 
 
 def decide_pack_purchase(facts: Facts, pack: PackPurchase) -> Decision:
@@ -221,12 +324,14 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     nothing = Change(result=Decided(Decision(Outcome.DUPLICATE, reason="already applied"), journaled=False))
     if spec.markers[0].ran(snap.documents[spec.markers[0].path]):
         return nothing
-    stored = dict((snap.user_data or {}).get(SUBSCRIPTIONS_FIELD) or {})
-    state = state_of(stored, spec.subscription_id) if spec.subscription_id else None
-    others = {sid: other for sid in stored
-              if sid != spec.subscription_id and (other := state_of(stored, sid)) is not None}
     account, migration = accounts.migrate(snap.account)
-    facts = Facts(account, state, others, {path: snap.documents[path] for path in spec.documents}, snap.now)
+    # Expired holds given back in this commit moved the monthly pool before the fact: a movement
+    # the timeline must place before it (the kernel records none for a change that records a fact).
+    stored_monthly = codec.read_account(spec.user_id, snap.user_data).monthly
+    before_fact = moves.recorded(snap.user_data, stored_monthly, account.monthly, {})
+    user_data = snap.user_data if before_fact is None else {**(snap.user_data or {}), moves.MOVES: before_fact}
+    timeline = timeline_.load(user_data, account.monthly, moves.MOVES, moves.EPOCH)
+    facts = Facts(account, {path: snap.documents[path] for path in spec.documents}, snap.now, timeline)
     decision = spec.decide(facts, spec.inputs)
     moves_debts = decision.owed_by is not None and decision.owed_by != account.owed_by
     if decision.outcome not in (Outcome.APPLIED, Outcome.IGNORED, Outcome.STALE) or not (decision.writes or moves_debts):
@@ -239,12 +344,10 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
         entries = list(decision.entries)
         after = replace(accounts.apply(account, entries), owed_by=decision.owed_by)
     user_fields = {}
-    if decision.state is not None and spec.subscription_id or decision.others:
-        if decision.state is not None and spec.subscription_id:
-            stored[spec.subscription_id] = decision.state.to_dict()
-        for sid, other in (decision.others or {}).items():
-            stored[sid] = other.to_dict()
-        user_fields[SUBSCRIPTIONS_FIELD] = stored
+    if decision.user_fields:
+        user_fields.update(decision.user_fields)
+        if before_fact is not None:
+            user_fields[moves.MOVES] = before_fact
     if decision.resets_monthly:
         user_fields[codec.MONTHLY_RESET_AT] = snap.now
     overwrite = {spec.journal.path: journal_document(spec.journal, decision.outcome, decision.reason, spec.user_id,

@@ -135,13 +135,15 @@ def _invoice_paid(event: Event, journal: JournalEntry, catalog: Catalog) -> Plan
     if invoice.subscription_id is None:
         raise CannotApply(f"invoice {invoice.invoice_id} names no subscription")
     line, plan = pair
-    inputs = PlanLine(plan, line.quantity, line.period)
     markers = [applied("invoice", invoice.invoice_id)]
     if reason == UPGRADE_REASON:
         decide = decisions.decide_upgrade
+        inputs = PlanLine(plan, line.quantity, line.period, invoice.subscription_id, invoice.invoice_id)
     else:
         decide = decisions.decide_renewal
-        markers.append(applied("period", f"{invoice.subscription_id}:{line.period.start}"))
+        key = f"{invoice.subscription_id}:{line.period.start}"
+        inputs = PlanLine(plan, line.quantity, line.period, invoice.subscription_id, key)
+        markers.append(applied("period", key))
     return Plan(journal, decide, inputs, invoice.invoice_id, tuple(markers), invoice.user_id, invoice.customer_id,
                 invoice.subscription_id)
 
@@ -202,7 +204,8 @@ def _subscription_event(event: Event, journal: JournalEntry, decide, marker_kind
     else:
         at, key = event.created, f"{subscription.subscription_id}:{event.created}"
     # The event is the cause of the expiry, so its id is the records' source.
-    return Plan(journal, decide, SubscriptionEnd(at), event.id, (applied(marker_kind, key),), subscription.user_id,
+    return Plan(journal, decide, SubscriptionEnd(at, subscription.subscription_id, key), event.id,
+                (applied(marker_kind, key),), subscription.user_id,
                 subscription.customer_id, subscription.subscription_id)
 
 

@@ -42,7 +42,7 @@ from typing import Any, Mapping, Optional
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from ..ledger import codec, collections, records
+from ..ledger import codec, collections, moves, records
 from ..ledger.change import REMOVED, Change
 from . import outcome, scans, wire
 from .client import RACE_LOST, TRANSIENT, client, deadline, unavailable
@@ -93,7 +93,13 @@ def user_write(change: Change, now: datetime, stored: Optional[dict[str, Any]]) 
         last = change.last_seq
     else:
         last = records.check_numbering(change.records, last, change.account)
-    return {**codec.user_document(change.account, now, change.user_fields, stored=stored), codec.LAST_SEQ: last}
+    fields = {**codec.user_document(change.account, now, change.user_fields, stored=stored), codec.LAST_SEQ: last}
+    # A subscriber's monthly movements are kept beside the facts, for late facts to be placed among.
+    monthly_moves = moves.recorded(stored, codec.read_account(change.account.user_id, stored).monthly,
+                                   change.account.monthly, change.user_fields) if change.account else None
+    if monthly_moves is not None:
+        fields[moves.MOVES] = monthly_moves
+    return fields
 
 
 def stage(batch: wire.Batch, user, user_data: Optional[dict[str, Any]], change: Change, now: datetime,

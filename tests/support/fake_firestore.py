@@ -180,6 +180,14 @@ class FakeFirestore:
             names = [name for name in self._docs if name.startswith(start) and "/" not in name[len(start):]]
         return {name[len(self._prefix):]: self.doc(name) for name in sorted(names)}
 
+    def names(self, collection: str) -> list[str]:
+        """The paths of the stored documents of a top-level collection, in the order they were
+        first stored (nothing is decoded, so a caller can decode only the ones it has not seen)."""
+        start = self._prefix + collection + "/"
+        with self._lock:
+            return [name[len(self._prefix):] for name in self._docs
+                    if name.startswith(start) and "/" not in name[len(start):]]
+
     def update_time(self, path: str) -> Optional[DatetimeWithNanoseconds]:
         with self._lock:
             doc = self._docs.get(self.name(path))

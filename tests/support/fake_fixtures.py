@@ -33,7 +33,12 @@ def fake_db(monkeypatch):
 
 @pytest.fixture
 def quick_retries(monkeypatch):
-    """The store retries lost races and resolves lost replies without sleeping, within short budgets.
+    """The store retries lost races and resolves lost replies without sleeping, within short budgets."""
+    retry_quickly(monkeypatch)
+
+
+def retry_quickly(monkeypatch) -> None:
+    """What `quick_retries` does, for a process that runs without pytest's fixtures (a worker).
 
     Resolution looks at a clock that moves 10 ms each time it is read, so its 50 ms budget allows
     a few tries whatever the machine's speed.

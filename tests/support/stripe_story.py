@@ -35,6 +35,11 @@ class Customer:
         line = sf.invoice_line(self.shape, price, {"start": start, "end": start + sf.PERIOD}, self.subscription)
         return self._invoice("subscription_create", [line], invoice_id or f"in_{self.tag}_{self.subscription}_first")
 
+    def renewal_from(self, start: int, price: str, invoice_id: Optional[str] = None) -> dict[str, Any]:
+        """`invoice.paid` `subscription_cycle` for a period that begins at `start` (a cycle off the scenarios' grid)."""
+        line = sf.invoice_line(self.shape, price, {"start": start, "end": start + sf.PERIOD}, self.subscription)
+        return self._invoice("subscription_cycle", [line], invoice_id or f"in_{self.tag}_{self.subscription}_{start}")
+
     def change(self, n: int, old_price: str, new_price: str, day: int = 10, invoice_id: Optional[str] = None) -> dict[str, Any]:
         """`invoice.paid` `subscription_update` for a plan change `day` days into period n."""
         span = {"start": sf.period(n)["start"] + day * sf.DAY, "end": sf.period(n)["end"]}

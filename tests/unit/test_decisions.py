@@ -173,7 +173,7 @@ def _renewal(markers=(Once.fact("stripe:invoice", "in_1", "webhook_applied/invoi
                       Once.fact("stripe:period", "sub_1:1700000000", "webhook_applied/period:sub_1:1700000000"))):
     return decisions.EventChange(
         journal=JournalEntry("evt_1", "invoice.paid", PERIOD.start, None, None, "{}"), user_id="u", source="in_1",
-        markers=tuple(markers), decide=decisions.decide_renewal, inputs=decisions.PlanLine(PRO, 1, PERIOD),
+        markers=tuple(markers), decide=decisions.decide_renewal, inputs=decisions.PlanLine(PRO, 1, PERIOD, "sub_1", "sub_1:1700000000"),
         unapplied_path="webhook_unapplied/evt_1", subscription_id="sub_1",
     )
 

@@ -9,11 +9,8 @@ import itertools
 
 from shared.billing import events as stripe_events
 from shared.billing import payments
-from shared.billing import subscriptions as rules
-from shared.billing.catalog import Plan
-from shared.billing.events import Charge, Dispute, Period
+from shared.billing.events import Charge, Dispute
 from shared.billing.payments import Payment
-from shared.billing.subscriptions import SubscriptionState
 from shared.ledger import accounts, codec
 from shared.ledger.accounts import Account, Entry
 from shared.ledger.models import CreditPool, TransactionType
@@ -174,55 +171,6 @@ def test_charge_and_dispute_readers_take_the_fixture_structures():
     dispute = sf.fixture("2026-07-29.dahlia/dispute.json")
     dispute.update(payment_intent="pi_x", status="won")
     assert stripe_events.dispute(dispute) == Dispute(dispute["id"], dispute["charge"], "pi_x", "won")
-
-
-def test_a_cancellation_leaves_the_pool_to_another_active_renewed_subscription():
-    others = {"sub_new": SubscriptionState(price_id="p", period_start=100, period_end=200, granted=1000)}
-    decision = rules.cancel(1300, SubscriptionState(period_start=0, period_end=150), 120, others)
-    assert decision.outcome == "ignored" and decision.entries == () and "sub_new" in decision.reason
-    assert decision.state.canceled_at == 120
-    ended = {"sub_new": SubscriptionState(period_start=100, period_end=200, canceled_at=110)}
-    assert rules.cancel(1300, SubscriptionState(), 120, ended).outcome == "applied"
-    paused = {"sub_new": SubscriptionState(period_start=100, period_end=200, paused_at=115)}
-    assert rules.cancel(1300, SubscriptionState(), 120, paused).outcome == "applied"
-
-
-def test_a_pause_empties_the_pool_once_and_a_resume_waits_for_the_renewal():
-    state = SubscriptionState(period_start=0, period_end=100, granted=1000)
-    paused = rules.pause(700, state, 50)
-    assert paused.outcome == "applied" and paused.resets_monthly
-    assert [(e.type.value, e.amount) for e in paused.entries] == [("monthly_expired", -700)]
-    assert rules.pause(0, paused.state, 60).outcome == "duplicate"
-    resumed = rules.resume(paused.state, 70)
-    assert resumed.outcome == "ignored" and resumed.entries == ()
-    assert rules.pause(0, resumed.state, 65).outcome == "stale"
-    assert rules.pause(300, resumed.state, 80).outcome == "applied"
-
-
-PRO = Plan("price_pro", 1000, rollover_cap=500)
-
-
-def test_a_renewal_of_a_period_a_later_pause_began_in_grants_nothing():
-    paused = rules.pause(0, SubscriptionState(), 150).state
-    late = rules.renew(0, paused, PRO, 1, Period(100, 200))
-    assert late.outcome == "ignored" and late.entries == () and late.state.period_start == 100
-    # A period that begins after the pause (the subscription was resumed) renews as usual.
-    assert rules.renew(0, late.state, PRO, 1, Period(200, 300)).outcome == "applied"
-
-
-def test_a_pause_delivered_after_the_renewal_that_followed_it_takes_only_what_rolled_over():
-    renewed = rules.renew(800, SubscriptionState(period_start=0, period_end=100, granted=1000), PRO, 1, Period(100, 200))
-    assert renewed.state.rolled_over == 500  # PRO's cap
-    late = rules.pause(1400, renewed.state, 90)
-    assert [(e.type.value, e.amount) for e in late.entries] == [("monthly_expired", -500)]
-    assert not late.resets_monthly and not late.state.paused
-    assert rules.pause(900, late.state, 90).outcome == "stale"
-
-
-def test_an_upgrade_that_took_effect_before_an_applied_pause_grants_nothing():
-    paused = rules.pause(300, SubscriptionState("price_basic", 0, 100, 300), 50).state
-    late = rules.upgrade(paused, PRO, 1, Period(20, 100))
-    assert late.outcome == "ignored" and late.entries == () and late.state.granted == 1000
 
 
 def _snap(data, documents=None):

@@ -11,7 +11,6 @@ from shared.billing import addons
 from shared.billing import subscriptions as renewals
 from shared.billing import events as stripe_events
 from shared.common.errors import CatalogError, InvalidPayload
-from shared.billing.subscriptions import SubscriptionState
 from shared.billing.events import Period
 from tools.local import stripe_events as sf
 
@@ -101,98 +100,6 @@ def test_a_checkout_session_names_its_user_by_client_reference_id_first():
     assert stripe_events.checkout_session(session).user_id == "a"
     session = sf.checkout_session("payment", "paid", "cus_1", metadata_user_id="b")
     assert stripe_events.checkout_session(session).user_id == "b"
-
-
-def test_a_renewal_keeps_up_to_the_cap_and_expires_the_rest():
-    decision = renewals.renew(800, None, PRO, 1, Period(100, 200))
-    assert decision.outcome == "applied"
-    assert [(e.type.value, e.amount) for e in decision.entries] == [("monthly_expired", -300), ("subscription_grant", 1000)]
-    assert decision.state == SubscriptionState("price_pro", 100, 200, 1000, None, rolled_over=500, rollover_cap=500)
-
-
-def test_a_renewal_with_nothing_to_forfeit_writes_only_the_grant_and_seats_multiply_it():
-    decision = renewals.renew(0, None, BASIC, 3, Period(100, 200))
-    assert [(e.type.value, e.amount) for e in decision.entries] == [("subscription_grant", 900)]
-
-
-def test_renewal_periods_apply_once_and_older_ones_are_stale():
-    state = SubscriptionState("price_pro", 200, 300, 1000)
-    assert renewals.renew(10, state, PRO, 1, Period(200, 300)).outcome == "duplicate"
-    assert renewals.renew(10, state, PRO, 1, Period(100, 200)).outcome == "stale"
-    assert renewals.renew(10, state, PRO, 1, Period(300, 400)).outcome == "applied"
-    ended = SubscriptionState("price_pro", 200, 300, 1000, canceled_at=350)
-    assert renewals.renew(10, ended, PRO, 1, Period(300, 400)).outcome == "stale"
-
-
-def test_an_upgrade_adds_only_the_difference_and_a_downgrade_is_ignored():
-    state = SubscriptionState("price_basic", 100, 200, 300)
-    up = renewals.upgrade(state, PRO, 1, Period(150, 200))
-    assert [(e.type.value, e.amount) for e in up.entries] == [("subscription_grant", 700)]
-    assert up.state.granted == 1000 and up.state.period_start == 100
-    assert renewals.upgrade(up.state, PRO, 1, Period(160, 200)).outcome == "ignored"
-    assert renewals.upgrade(up.state, BASIC, 1, Period(170, 200)).outcome == "ignored"
-    assert renewals.upgrade(state, PRO, 1, Period(50, 100)).outcome == "stale"
-
-
-def test_a_cancellation_empties_the_monthly_pool_once():
-    decision = renewals.cancel(420, SubscriptionState("price_pro", 100, 200, 1000), 150)
-    assert [(e.type.value, e.amount) for e in decision.entries] == [("monthly_expired", -420)]
-    assert decision.state.canceled_at == 150
-    assert renewals.cancel(0, decision.state, 160).outcome == "duplicate"
-    assert renewals.cancel(0, None, 160).outcome == "ignored"
-
-
-def test_an_upgrade_delivered_before_its_subscriptions_first_invoice_counts_as_after_it():
-    # In creation order: the basic plan's first invoice (300), then an upgrade to pro (+700).
-    upgraded = renewals.upgrade(None, PRO, 1, Period(110, 200))
-    assert [(e.type.value, e.amount) for e in upgraded.entries] == [("subscription_grant", 1000)]
-    first = renewals.renew(1000, upgraded.state, BASIC, 1, Period(100, 200))
-    assert first.outcome == "ignored" and not first.entries and not first.resets_monthly
-    assert (first.state.period_start, first.state.granted, first.state.price_id) == (100, 1000, "price_pro")
-    # The next period renews the upgraded plan as usual.
-    assert renewals.renew(1000, first.state, PRO, 1, Period(200, 300)).outcome == "applied"
-    # A first invoice of a larger plan than the upgrade adds only the difference.
-    bigger = renewals.renew(1000, upgraded.state, PRO, 2, Period(100, 200))
-    assert [(e.type.value, e.amount) for e in bigger.entries] == [("subscription_grant", 1000)]
-
-
-def test_a_replaced_subscriptions_late_first_invoice_changes_nothing_when_the_replacement_rolls_nothing_over():
-    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
-    late_first_invoice = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
-    assert late_first_invoice.outcome == "ignored" and not late_first_invoice.entries
-    assert "sub_new" in late_first_invoice.reason and late_first_invoice.state.period_start == 100
-    # A period that begins after the other subscription's renews as usual (two live subscriptions).
-    assert renewals.renew(1000, None, BASIC, 1, Period(160, 260), replacement).outcome == "applied"
-
-
-def test_a_replaced_subscriptions_late_first_invoice_is_rolled_over_by_the_replacement_up_to_its_cap():
-    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rolled_over=0, rollover_cap=500)}
-    late = renewals.renew(1000, None, BASIC, 1, Period(100, 200), replacement)
-    assert late.outcome == "applied"
-    assert [(e.type.value, e.amount) for e in late.entries] == [("subscription_grant", 300)]
-    assert late.others["sub_new"].rolled_over == 300
-
-
-def test_an_older_renewal_of_the_same_subscription_stays_stale():
-    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rollover_cap=500)}
-    renewed = SubscriptionState("price_basic", 120, 220, 300)
-    assert renewals.renew(1000, renewed, BASIC, 1, Period(100, 200), replacement).outcome == "stale"
-
-
-def test_a_late_invoice_of_a_subscription_that_ended_before_its_replacement_renewed_is_stale():
-    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000, rollover_cap=500)}
-    ended = SubscriptionState(canceled_at=140)
-    assert renewals.renew(1000, ended, BASIC, 1, Period(100, 200), replacement).outcome == "stale"
-
-
-def test_pausing_a_subscription_the_user_replaced_leaves_the_active_ones_pool_alone():
-    replacement = {"sub_new": SubscriptionState("price_pro", 150, 250, 1000)}
-    paused = renewals.pause(1300, SubscriptionState("price_basic", 100, 200, 300), 170, replacement)
-    assert paused.outcome == "ignored" and not paused.entries and not paused.resets_monthly
-    assert paused.state.paused_at == 170 and "sub_new" in paused.reason
-    # With no other subscription holding the pool, the pause empties it.
-    alone = renewals.pause(1300, SubscriptionState("price_basic", 100, 200, 300), 170, {})
-    assert [(e.type.value, e.amount) for e in alone.entries] == [("monthly_expired", -1300)]
 
 
 def test_the_renewal_line_is_the_plan_line_that_is_not_a_proration():

@@ -8,11 +8,9 @@ from datetime import datetime, timezone
 import pytest
 
 from shared.billing import catalog, decisions, events, plans
-from shared.billing import subscriptions as rules
 from shared.billing.events import Period
 from shared.billing.journal import JournalEntry, journal_document, journal_fields
 from shared.billing.outcomes import EventResult, Outcome
-from shared.billing.subscriptions import SubscriptionState
 from shared.common.errors import CannotApply
 from tests.support.stripe_story import Customer
 from tools.local import stripe_events as sf
@@ -56,7 +54,7 @@ def test_every_handled_event_type_plans_one_named_module_level_decision():
 def test_a_renewal_plans_its_invoice_and_period_markers_and_needs_only_its_user():
     planned = _plan(Customer("pb").renewal(2, "price_pro_monthly"))
     assert [marker.namespace for marker in planned.markers] == ["stripe:invoice", "stripe:period"]
-    assert planned.inputs == decisions.PlanLine(PRO, 1, Period(**sf.period(2)))
+    assert planned.inputs == decisions.PlanLine(PRO, 1, Period(**sf.period(2)), "sub_pb", f"sub_pb:{sf.period(2)['start']}")
     assert (planned.user_hint, planned.session_id, planned.payment_intent) == ("pb", None, None)
 
 
@@ -104,33 +102,3 @@ def test_a_journal_entry_counts_deliveries_and_marks_when_its_event_applied():
 # --- subscriptions replacing one another -----------------------------------------------------------
 
 
-def test_an_end_that_took_the_pool_before_its_replacements_renewal_arrived_is_rolled_over_by_it():
-    old = SubscriptionState("price_starter_monthly", 100, 200, 300)
-    ended = rules.cancel(300, old, 160)
-    assert ended.outcome == Outcome.APPLIED and (ended.state.end_took, ended.state.end_took_at) == (300, 160)
-    renewal = rules.renew(0, None, PRO, 1, Period(150, 250), {"sub_old": ended.state})
-    assert [(e.type.value, e.amount) for e in renewal.entries] == [("subscription_grant", 300), ("subscription_grant", 1000)]
-    assert renewal.others["sub_old"].end_took == 0 and renewal.state.rolled_over == 300
-
-
-def test_an_end_before_the_replacements_period_began_keeps_what_it_took():
-    ended = rules.cancel(300, SubscriptionState("price_starter_monthly", 100, 200, 300), 140).state
-    renewal = rules.renew(0, None, PRO, 1, Period(150, 250), {"sub_old": ended})
-    assert [(e.type.value, e.amount) for e in renewal.entries] == [("subscription_grant", 1000)]
-    assert renewal.others is None
-
-
-def test_a_late_end_takes_only_what_a_later_renewal_of_another_subscription_rolled_over_from_before_it():
-    replacement = {"sub_new": SubscriptionState("price_pro_monthly", 150, 250, 1000, rolled_over=200, rollover_cap=500)}
-    ended = rules.cancel(1200, SubscriptionState("price_starter_monthly", 100, 200, 300), 140, replacement)
-    assert [(e.type.value, e.amount) for e in ended.entries] == [("monthly_expired", -200)]
-    assert ended.others["sub_new"].rolled_over == 0
-
-
-def test_a_late_first_invoice_of_the_replaced_subscription_expires_what_its_reset_would_have():
-    replacement = {"sub_new": SubscriptionState("price_pro_monthly", 150, 250, 1000, rolled_over=500, rollover_cap=500)}
-    starter = CATALOG.plans["price_starter_monthly"]
-    late = rules.renew(1500, None, starter, 1, Period(100, 200), replacement)
-    # In creation order the starter renewal reset the pool to 300 (no rollover) before pro rolled it over.
-    assert [(e.type.value, e.amount) for e in late.entries] == [("monthly_expired", -200)]
-    assert late.others["sub_new"].rolled_over == 300
