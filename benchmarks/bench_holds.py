@@ -66,7 +66,7 @@ def run() -> int:
         transaction.update(uref, {"credits_monthly": after.monthly, "credits_permanent": after.permanent,
                                   "total_spent": after.total_spent, "last_updated": now,
                                   holds.OPEN_HOLDS: open_holds})
-        for record in records.records(user_id, entries, hold_id, now):
+        for record in records.records(user_id, entries, hold_id, now, at=common.unnumbered(account)):
             transaction.set(db.document(collections.transaction(record.transaction_id)),
                             codec.transaction_document(record))
         transaction.create(kref, {"hold_id": hold_id, "user_id": user_id, "fingerprint": "bench",
@@ -92,7 +92,7 @@ def run() -> int:
         transaction.update(uref, {"credits_monthly": after.monthly, "credits_permanent": after.permanent,
                                   "total_spent": after.total_spent, "last_updated": now,
                                   holds.OPEN_HOLDS: open_holds})
-        for record in records.records(user_id, entries, hold_id, now):
+        for record in records.records(user_id, entries, hold_id, now, at=common.unnumbered(account)):
             transaction.set(db.document(collections.transaction(record.transaction_id)),
                             codec.transaction_document(record))
         transaction.set(href, holds.hold_document(hold, user_id, "captured", 6, now, settlement={}, fingerprint="x"))

@@ -69,7 +69,7 @@ def run() -> int:
         entry = accounts.grant(TransactionType.PROMO_GRANT, 10**9, "bench", CreditPool.PERMANENT)
         commit.change_user(user_id, lambda snap: change.Change(
             result=None, account=accounts.apply(snap.account, [entry]),
-            records=records.records(user_id, [entry], "bench", snap.now)))
+            records=records.records(user_id, [entry], "bench", snap.now, at=snap.position)))
 
     servers, connections = {}, {}
     try:

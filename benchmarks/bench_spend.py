@@ -89,7 +89,7 @@ def run() -> int:
         after = accounts.apply(account, entries)
         transaction.update(uref, {"credits_monthly": after.monthly, "credits_permanent": after.permanent,
                                   "total_spent": after.total_spent, "last_updated": now})
-        for record in records.records(user_id, entries, key, now):
+        for record in records.records(user_id, entries, key, now, at=common.unnumbered(account)):
             transaction.set(db.collection(collections.TRANSACTIONS).document(record.transaction_id),
                             codec.transaction_document(record))
         transaction.create(kref, {"idempotency_key": key, "user_id": user_id, "fingerprint": "bench",

@@ -44,5 +44,13 @@ def seed(user_id: str, credits: int) -> None:
     commit.change_user(
         user_id,
         lambda snap: change.Change(result=None, account=accounts.apply(snap.account, [entry]),
-                                  records=records.records(user_id, [entry], "bench", snap.now)),
+                                  records=records.records(user_id, [entry], "bench", snap.now, at=snap.position)),
     )
+
+
+def unnumbered(account):
+    """Where a baseline's records are numbered from: a textbook transaction keeps no `last_seq`, so
+    its records start again at seq 1 each time; only their `balance_after` follows the pools."""
+    from shared.ledger.records import Position
+
+    return Position(0, account.monthly, account.permanent)

@@ -9,6 +9,7 @@ Ports (each can be moved with the environment variable named beside it):
   ledger_events       8084  LEDGER_EVENTS_PORT  (fed by scripts/local_events.py, as Eventarc would)
   Stripe API stand-in 8086  STRIPE_API_PORT     (tools/local/stripe_api.py; STRIPE_API_BASE points at it)
   balance page        8087  WEB_PORT            (tools/local/web_page.py: clients/web, the balance live)
+  operator_sweeps     8088  OPERATOR_SWEEPS_PORT  (the sweeps Cloud Scheduler calls in Google Cloud)
 
 The Firestore emulator enforces terraform/firestore.rules on clients, as Google Cloud does (the
 functions and the operator command use the emulator's owner credential, which rules do not govern).
@@ -41,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.emulators import PROJECT, Emulator  # noqa: E402
 
 HOST = "127.0.0.1"
-FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084}
+FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084,
+             "operator_sweeps": 8088}
 # What the run serves, in start order: name -> (default port, what it is).
 SERVICES = {
     "firestore": (8080, "Firestore emulator"),

@@ -1,4 +1,5 @@
-# The Firestore database, its client rules (firestore.rules) and the indexes of the history queries.
+# The Firestore database, its client rules (firestore.rules) and the indexes of the history queries
+# and of GET /holds.
 
 resource "google_firestore_database" "credits" {
   # The functions use the default database.
@@ -140,6 +141,55 @@ resource "google_firestore_index" "expired_holds" {
   fields {
     field_path = "expires_at"
     order      = "ASCENDING"
+  }
+}
+
+# GET /holds?user_id=U: where user_id == U, newest first, ties broken by document id (the order
+# shared/store/scans.py's list_holds asks for; the document id follows the last field's direction).
+resource "google_firestore_index" "holds_by_user" {
+  database   = google_firestore_database.credits.name
+  collection = "credit_holds"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+}
+
+# GET /holds?user_id=U&status=S: the same with status == S, or status in [held, expired] for
+# status=expired (a hold reads as expired before its release is written).
+resource "google_firestore_index" "holds_by_user_and_status" {
+  database   = google_firestore_database.credits.name
+  collection = "credit_holds"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
   }
 }
 

@@ -1,4 +1,4 @@
-# Source bundles, the three functions, their service accounts and who may invoke them.
+# Source bundles, the HTTP-served functions, their service accounts and who may invoke them.
 
 # --- Source bundles -------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ resource "google_artifact_registry_repository_iam_member" "builder_images" {
 # --- Functions ------------------------------------------------------------------------------
 
 resource "google_cloudfunctions2_function" "function" {
-  # checkov:skip=CKV_GCP_124: spend and stripe_webhook are called from outside Google Cloud (the app backend, Stripe); spend is guarded by IAM (spend_invoker), the webhook by Stripe's signature; promo_grant is internal-only.
+  # checkov:skip=CKV_GCP_124: spend and stripe_webhook are called from outside Google Cloud (the app backend, Stripe); spend is guarded by IAM (spend_invoker), the webhook by Stripe's signature; promo_grant and operator_sweeps are internal-only.
   for_each = local.functions
 
   name        = each.value.name

@@ -1,24 +1,11 @@
-# The expiry sweep of holds: every minute, Cloud Scheduler calls the spend function's
+# The expiry sweep of holds: every minute, Cloud Scheduler calls the operator function's
 # POST /sweep/holds, which releases a bounded page of expired holds per run. Expired holds already
 # count as released in every read, so the sweep only writes their records; a missed or doubled
 # run changes nothing twice.
 
-resource "google_service_account" "holds_sweep" {
-  account_id   = "${var.name_prefix}-holds-sweep"
-  display_name = "Calls the spend function's hold expiry sweep"
-}
-
-resource "google_cloud_run_v2_service_iam_member" "holds_sweep_invoker" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.function["spend"].name
-  role     = "roles/run.invoker"
-  member   = google_service_account.holds_sweep.member
-}
-
 resource "google_cloud_scheduler_job" "holds_sweep" {
   name             = "${var.name_prefix}-holds-sweep"
-  description      = "Release expired credit holds (POST /sweep/holds on the spend function)."
+  description      = "Release expired credit holds (POST /sweep/holds on the operator function)."
   region           = var.region
   schedule         = "* * * * *"
   time_zone        = "Etc/UTC"
@@ -31,15 +18,15 @@ resource "google_cloud_scheduler_job" "holds_sweep" {
 
   http_target {
     http_method = "POST"
-    uri         = "${google_cloudfunctions2_function.function["spend"].url}/sweep/holds"
+    uri         = "${google_cloudfunctions2_function.function["operator_sweeps"].url}/sweep/holds"
     headers     = { "Content-Type" = "application/json" }
     body        = base64encode(jsonencode({ limit = 200 }))
 
     oidc_token {
-      service_account_email = google_service_account.holds_sweep.email
-      audience              = google_cloudfunctions2_function.function["spend"].url
+      service_account_email = google_service_account.scheduler.email
+      audience              = google_cloudfunctions2_function.function["operator_sweeps"].url
     }
   }
 
-  depends_on = [google_project_service.api, google_cloud_run_v2_service_iam_member.holds_sweep_invoker]
+  depends_on = [google_project_service.api, google_cloud_run_v2_service_iam_member.scheduler_invokes_operator]
 }

@@ -1,8 +1,9 @@
-# The whole credit system on one Google Cloud project: three 2nd-gen Cloud Functions sharing the
+# The whole credit system on one Google Cloud project: 2nd-gen Cloud Functions sharing the
 # `shared` package, Firestore (database, rules, index), the promo topic with its dead-letter
 # topic, the Stripe secrets, and the BigQuery tables analytics reads.
 #
-# Files: functions.tf (sources, functions, service accounts, invokers), pubsub.tf, firestore.tf,
+# Files: functions.tf (sources, functions, service accounts, invokers), operator.tf (the scheduler's
+# identity), holds.tf and reconcile.tf (the schedules), events.tf, pubsub.tf, firestore.tf,
 # secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in the README's "Deploy" section.
 
 data "google_project" "this" {
@@ -12,7 +13,7 @@ data "google_project" "this" {
 locals {
   repo_root = abspath("${path.module}/..")
 
-  # The three functions: the entry point is the contract's name, the deployed name is prefixed
+  # The HTTP-served functions: the entry point is the function's name, the deployed name is prefixed
   # and hyphenated (Cloud Run service names allow no underscores).
   functions = {
     spend = {
@@ -46,6 +47,18 @@ locals {
       extra_files = {
         "catalog.json" = abspath(var.catalog_file)
       }
+    }
+    # The scheduled operator work (hold expiry sweep, reconcile pages), apart from the app's API:
+    # only the scheduler's identity may invoke it (operator.tf).
+    operator_sweeps = {
+      name        = "${var.name_prefix}-operator"
+      description = "Scheduled operator work: release expired holds, reconcile a page of users (Cloud Scheduler only)."
+      # Cloud Scheduler's calls count as internal traffic; nothing outside the project can reach it.
+      ingress     = "ALLOW_INTERNAL_ONLY"
+      timeout     = 120
+      concurrency = 1
+      env         = {}
+      extra_files = {}
     }
     promo_grant = {
       name        = "${var.name_prefix}-promo-grant"

@@ -152,7 +152,7 @@ resource "google_monitoring_alert_policy" "reconcile_stopped" {
   }
 
   documentation {
-    content   = "The scheduled reconcile (Cloud Scheduler job ${google_cloud_scheduler_job.reconcile_sweep.name}, POST /sweep/reconcile on spend) has not completed a pass over every user in the window, so drift would go unnoticed. Check the job's last runs and the spend function's logs for `reconcile page` (a 503 or a lost race moves nothing); `credits health` shows the current pass's cursor. If the job runs but the pass is slower than the window (more users than reconcile_page_users runs cover, see docs/capacity.md), raise reconcile_page_users or run it more often. `credits reconcile` checks every user at once meanwhile."
+    content   = "The scheduled reconcile (Cloud Scheduler job ${google_cloud_scheduler_job.reconcile_sweep.name}, POST /sweep/reconcile on the operator function) has not completed a pass over every user in the window, so drift would go unnoticed. Check the job's last runs and the operator function's logs for `reconcile page` (a 503 or a lost race moves nothing); `credits health` shows the current pass's cursor. If the job runs but the pass is slower than the window (more users than reconcile_page_users runs cover, see docs/capacity.md), raise reconcile_page_users or run it more often. `credits reconcile` checks every user at once meanwhile."
     mime_type = "text/markdown"
   }
 

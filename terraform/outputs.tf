@@ -28,6 +28,11 @@ output "promo_grant_url" {
   value       = google_cloudfunctions2_function.function["promo_grant"].service_config[0].uri
 }
 
+output "operator_url" {
+  description = "URL of the operator function (internal; invoked only by Cloud Scheduler as the scheduler account)."
+  value       = google_cloudfunctions2_function.function["operator_sweeps"].service_config[0].uri
+}
+
 output "promo_topic" {
   description = "Topic to publish promo grants to."
   value       = google_pubsub_topic.promo.id

@@ -80,9 +80,10 @@ variable "max_instances" {
   description = "Maximum instances of each function."
   type        = map(number)
   default = {
-    spend          = 20
-    stripe_webhook = 10
-    promo_grant    = 5
+    spend           = 20
+    stripe_webhook  = 10
+    promo_grant     = 5
+    operator_sweeps = 2
   }
 }
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import functions_framework
 
-from shared.common import http, log
+from shared.common import http, log, server
 from shared.common.errors import CreditsError, InvalidPayload
 from shared.promotions import rejected, schemas, service
 
@@ -25,6 +25,9 @@ MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 # What functions-framework refuses (a GET, a body that is not a CloudEvent) and what this function
 # raises on purpose (a transient fault, so Pub/Sub redelivers) answer with the error envelope.
 functions_framework.errorhandler(Exception)(http.envelope_handler("promo_grant"))
+# So do requests the server refuses before this function runs (Pub/Sub's pushes are never malformed,
+# but a push endpoint answers whoever reaches it). A push body has no limit of ours: Pub/Sub bounds it.
+server.install("promo_grant")
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.billing import catalog, stripe_api
 from shared.billing import service as webhooks
-from shared.common import http, jsontext, log
+from shared.common import http, jsontext, log, server
 from shared.common.errors import CreditsError, InvalidPayload, MethodNotAllowed
 from shared.common.validation import invalid
 
 # Stripe events are a few KiB; an invoice with hundreds of lines stays well under this, and an
 # unapplied event is stored whole in one Firestore document (1 MiB at most).
 MAX_BODY_BYTES = 512 * 1024
+
+# What the server refuses before this function runs is answered in the envelope too.
+server.install("stripe_webhook", MAX_BODY_BYTES)
 
 # A bad catalog or signing secret fails the start, not the first event.
 catalog.get()

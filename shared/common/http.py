@@ -7,8 +7,8 @@ Rules enforced here:
 - a 405 names the allowed methods in `Allow`; a 503 carries `Retry-After`;
 - a request body is read only up to its size limit, so an oversized one is refused whole, and
   a body that cannot be read (a broken chunked encoding) is the caller's 400, never a 500;
-- paths and headers are decoded as UTF-8, strictly: an id that is not UTF-8 is a 400, never a
-  replacement character that could name another user.
+- paths, query parameters and headers are decoded as UTF-8, strictly: an id that is not UTF-8 is a
+  400, never a replacement character (or the escape left as text) that could name another user.
 """
 
 from __future__ import annotations
@@ -184,6 +184,30 @@ def path_segments(request) -> list[str]:
         path = _utf8(environ.get("PATH_INFO", ""), "path")
     path = path.strip("/")
     return path.split("/") if path else []
+
+
+def query_pairs(request) -> list[tuple[str, str]]:
+    """The query's parameters in order, repeats included, decoded strictly as UTF-8: a query that
+    is not UTF-8 is a 400, never another id (a server leaves `%FF` as those three characters)."""
+    raw = request.environ.get("QUERY_STRING", "")
+    try:
+        # Unquoted as latin-1, each escaped byte becomes the one character that encodes back to it.
+        return [(_utf8_strict(name), _utf8_strict(value))
+                for name, value in urllib.parse.parse_qsl(raw, keep_blank_values=True, encoding="latin-1")]
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise InvalidRequest("the query is not UTF-8 text", fields=[{"field": "query", "problem": "not UTF-8"}]) from None
+
+
+def query(request) -> dict[str, str]:
+    """The query's parameters, the first value of each name (see `query_pairs`)."""
+    params: dict[str, str] = {}
+    for name, value in query_pairs(request):
+        params.setdefault(name, value)
+    return params
+
+
+def _utf8_strict(latin: str) -> str:
+    return latin.encode("latin-1").decode("utf-8")
 
 
 def header(request, name: str) -> Optional[str]:

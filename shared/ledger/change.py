@@ -13,7 +13,9 @@ Rules enforced here:
   commit on every document the decision read (its version, or its absence), so no feature can
   forget one;
 - marker documents in `create` must not exist yet: their creation is the idempotency; records
-  are created, never overwritten, so a record whose id is derived from its source is written once.
+  are created, never overwritten, so a record whose id is derived from its source is written once;
+- a user field set to `REMOVED` in `user_fields` is removed from the user document (a setting
+  cleared), never stored as a value.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from .models import BaseCreditTransaction
 from .records import Position, position_of
 
 R = TypeVar("R")
+
+
+class _Removed:
+    def __repr__(self) -> str:
+        return "REMOVED"
+
+
+# The value of a user field the change removes from the user document.
+REMOVED = _Removed()
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ class TransactionType(str, Enum):
 class CreditBalance(BaseModel):
     """Both pools of one user and their sum."""
 
-    model_config = ConfigDict(frozen=True)
+    # Each model's validator is built on its first use, not at import: a cold start that answers a
+    # balance builds only the balance response's.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     credits_monthly: NonNegative = 0
     credits_permanent: NonNegative = 0
@@ -111,7 +113,7 @@ class BalanceAfter(BaseModel):
 class BaseCreditTransaction(BaseModel):
     """A `credits_transactions/{transaction_id}` document."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     transaction_id: str
     user_id: str

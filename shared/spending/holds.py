@@ -10,7 +10,9 @@ Rules enforced here:
   gives everything back, both by the refund rules; the same settlement again replays its first
   response, any other is `HoldNotOpen`;
 - an expired hold reads as `expired` and is settled by the first change to its user or by the
-  sweep (`decide_sweep`), never twice.
+  sweep (`decide_sweep`), never twice; a listing of a user's holds filtered on a status shows
+  each hold in the status it reads as, so an expired hold is listed as `expired`, not `held`,
+  as soon as its time has passed.
 """
 
 from __future__ import annotations
@@ -190,6 +192,19 @@ def decide_settle(snap: Snapshot, request: SettleRequest) -> Change[HoldResult]:
         overwrite=overwrite,
         user_fields={holds.OPEN_HOLDS: open_holds},
     )
+
+
+def stored_statuses(status: Optional[str]) -> Optional[tuple[str, ...]]:
+    """The stored statuses a listing of holds in `status` (any if None) reads: a hold stays stored
+    `held` until its expiry is written, though it reads `expired` as soon as its time has passed."""
+    if status is None:
+        return None
+    return (HELD, EXPIRED) if status == EXPIRED else (status,)
+
+
+def listed(hold: Mapping[str, Any], status: Optional[str], now: datetime) -> bool:
+    """Whether a hold read by `stored_statuses(status)` belongs in the listing of `status`."""
+    return status is None or status_of(hold, now) == status
 
 
 def decide_sweep(snap: Snapshot) -> Change[tuple[str, ...]]:

@@ -6,6 +6,8 @@ Rules enforced here:
 - a capture or release needs the hold's user before its one batched read; the owner of a hold
   never changes, so an instance remembers it (bounded) and reads the hold first only when it
   does not know it yet;
+- a listing of a user's holds reads their hold documents newest first (created_at, then document
+  id), filtered on what each reads as now, and its page token is bound to the user and the filter;
 - the sweep releases a bounded page of expired holds per run, each user through the same
   commit as any change (so a hold already released is skipped), and is safe to run twice at once.
 """
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Optional
 
 from ..common import log
 from ..common.errors import HoldNotFound
 from ..ledger import collections
+from ..ledger.holds import EXPIRED, HELD, MAX_OPEN_HOLDS
 from ..store import documents, scans
 from ..store.client import utcnow
 from ..store.commit import change_user
+from . import page_tokens
 from .holds import (
     HoldRequest,
     HoldResult,
@@ -30,7 +34,9 @@ from .holds import (
     decide_settle,
     decide_sweep,
     hold_view,
+    listed,
     open_holds_view,
+    stored_statuses,
 )
 from .refunds import RefundRequest, RefundResult, decide_refund
 from .rules import SpendRequest, SpendResult, preview_spend
@@ -113,6 +119,29 @@ def get_hold(hold_id: str) -> dict[str, Any]:
         raise HoldNotFound(f"no hold {hold_id}", hold_id=hold_id)
     _remember_owner(hold_id, data["user_id"])
     return hold_view(data, utcnow())
+
+
+def list_holds(user_id: str, status: Optional[str] = None, limit: int = 20,
+               page_token: Optional[str] = None) -> dict[str, Any]:
+    """One page of the user's holds (in `status`, any if None), newest first, each as
+    `GET /holds/{hold_id}` shows it, and the token of the next page or None."""
+    listing = page_tokens.listing("holds", user_id, status)
+    after = page_tokens.time_cursor(listing, page_token) if page_token else None
+    now = utcnow()
+    # A filtered read skips only holds stored `held` that read otherwise, and a user has at most
+    # MAX_OPEN_HOLDS of those: one read that many longer fills the page (one more tells if another
+    # page exists).
+    size = limit + 1 + (MAX_OPEN_HOLDS if status in (HELD, EXPIRED) else 0)
+    found: list[dict[str, Any]] = []
+    while True:
+        rows = scans.list_holds(user_id, stored_statuses(status), size, after)
+        found.extend(row for row in rows if listed(row, status, now))
+        if len(found) > limit or len(rows) < size:
+            break
+        after = (rows[-1]["created_at"], rows[-1]["_id"])
+    page, more = found[:limit], len(found) > limit
+    token = page_tokens.sign(listing, [page[-1]["created_at"].isoformat(), page[-1]["_id"]]) if more else None
+    return {"holds": [hold_view(hold, now) for hold in page], "next_page_token": token}
 
 
 def open_holds(user_id: str) -> list[dict[str, Any]]:

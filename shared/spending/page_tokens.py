@@ -1,4 +1,4 @@
-"""Page tokens of the transaction history: opaque to callers, bound to the listing that issued them.
+"""Page tokens of the listings (history, holds): opaque to callers, bound to the listing that issued them.
 
 Rules enforced here:
 - a token carries the last record's `seq` and a digest of the listing's filters, and an
@@ -12,7 +12,10 @@ Rules enforced here:
   and so is one whose decoded fields are not a positive `seq` and a digest: a token is never
   trusted further than its tag, and never crashes the listing;
 - a token used with other filters than those it was issued with is `InvalidRequest` too, with a
-  message that says so: the filters are part of the listing a token continues.
+  message that says so: the filters are part of the listing a token continues;
+- a token of another listing (`GET /holds`) carries only its cursor (a time and a document id);
+  its tag binds it to that listing (user and filters), which begins with a NUL no user id holds,
+  so it is refused by every other listing, the history included.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import hmac
 import json
 import os
 import secrets
+from datetime import datetime, timezone
 from typing import Any
 
 from ..common import log, settings
 from ..common.errors import InvalidRequest
+from ..common.validation import text_problem
 
 ENV = "CREDITS_PAGE_TOKEN_KEY"
 # Tokens of the listing by `seq`; those of the earlier listing (by time) do not verify.
@@ -80,3 +85,52 @@ def decode(user_id: str, token: str, filters: Any) -> int:
     if not hmac.compare_digest(digest.encode(), filters_digest(filters).encode()):
         raise _invalid("issued for other filters (type, pool, since, until) than these")
     return seq
+
+
+# --- Cursors of other listings (`GET /holds`) ------------------------------------------------
+# The listing a token belongs to (its user and filters) is bound by the tag, not carried in the
+# token, so a token stays short whatever the user id: under 200 characters.
+MAX_DOCUMENT_ID = 200
+
+
+def listing(name: str, *binding: Any) -> str:
+    """The key a listing's tokens are tagged with: a NUL, its name and what it is bound to (the
+    user, the filters). No user id holds a NUL, so no history token's tag can match it."""
+    return "\0" + name + "\0" + json.dumps(binding, separators=(",", ":"))
+
+
+def sign(listing_key: str, cursor: list) -> str:
+    """A token carrying `cursor` (JSON values) that only the listing `listing_key` accepts back."""
+    payload = json.dumps(cursor, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _tag(listing_key, payload)
+
+
+def cursor_of(listing_key: str, token: str) -> list:
+    """The cursor a token signed for `listing_key` carries, or InvalidRequest."""
+    try:
+        encoded, tag = token.split(".")
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        if not hmac.compare_digest(tag.encode(), _tag(listing_key, payload).encode()):
+            raise _invalid()
+        cursor = json.loads(payload)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise _invalid() from None
+    if not isinstance(cursor, list):
+        raise _invalid()
+    return cursor
+
+
+def time_cursor(listing_key: str, token: str) -> tuple[datetime, str]:
+    """A `[time, document id]` cursor signed for `listing_key`, checked to be exactly that."""
+    cursor = cursor_of(listing_key, token)
+    try:
+        moment_text, doc_id = cursor
+        moment = datetime.fromisoformat(moment_text)
+        if moment.tzinfo is None or not isinstance(doc_id, str) or not 0 < len(doc_id) <= MAX_DOCUMENT_ID:
+            raise _invalid()
+        if text_problem(doc_id) or "/" in doc_id:
+            raise _invalid()
+        # A UTC offset near the ends of the calendar overflows when moved to UTC.
+        return moment.astimezone(timezone.utc), doc_id
+    except (ValueError, TypeError, OverflowError):
+        raise _invalid() from None

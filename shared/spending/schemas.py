@@ -10,6 +10,8 @@ Rules enforced here:
   it names: a time without a zone is refused rather than guessed;
 - the history's `type` is one type or several, comma-separated (repeats count once), each one
   the ledger knows; `pool` is `monthly` or `permanent`;
+- a listing's `limit` is 1 to 100 (default 20) and its `page_token` at most 1,024 characters;
+  `GET /holds` needs its `user_id` and takes a `status` of the four a hold can read as;
 - unknown fields are ignored.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
@@ -68,18 +70,6 @@ class CaptureBody(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     amount: Optional[Amount] = None
-
-
-class SweepBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 200
-
-
-class ReconcileSweepBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    limit: Annotated[int, Field(strict=True, ge=1, le=2000)] = 500
 
 
 _SPACED_OFFSET = re.compile(r" (\d{2}(:?\d{2})?)$")
@@ -134,3 +124,14 @@ class BalanceQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     as_of: Optional[QueryTime] = None
+
+
+class HoldsQuery(BaseModel):
+    """`GET /holds`: whose holds, in which status (any if absent), one page of them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: UserId
+    status: Optional[Literal["held", "captured", "released", "expired"]] = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    page_token: Optional[Annotated[str, Field(min_length=1, max_length=1024)]] = None

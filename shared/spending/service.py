@@ -14,7 +14,10 @@ Rules enforced here:
 - history pages are newest first by `seq`, filtered by type, pool and time as asked (all must
   hold); a page token continues only the listing, filters included, that issued it, and the
   next page starts below the last `seq` shown, so records written while a caller pages (always
-  numbered higher) never shift what the later pages hold.
+  numbered higher) never shift what the later pages hold;
+- a balance read imports only what it reads with: the commit machinery and the page tokens are
+  imported by the first spend or history page (a cold start that answers a balance first does not
+  pay for them).
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ from ..ledger.models import iso_z
 from ..store import documents, scans
 from ..store.client import utcnow
 from ..store.scans import HistoryFilter
-from ..store.group import change_user_grouped
-from . import page_tokens
 from .rules import (
     DEFAULT_DESCRIPTION,
     SpendOrder,
@@ -55,6 +56,9 @@ def spend_order() -> SpendOrder:
 
 def spend(user_id: str, amount: int, description: str = "", idempotency_key: Optional[str] = None) -> SpendResult:
     """Take `amount` credits from the user's pools in the configured order, once per key."""
+    # The commit machinery is imported by the first spend: a balance read never needs it.
+    from ..store.group import change_user_grouped
+
     order = spend_order()
     request = SpendRequest(user_id, amount, description or DEFAULT_DESCRIPTION, idempotency_key)
     command = request.command
@@ -113,6 +117,8 @@ def history(user_id: str, limit: int = 20, page_token: Optional[str] = None,
             where: HistoryFilter = HistoryFilter()) -> dict[str, Any]:
     """One page of the user's records that `where` lets through, newest first, and the token of
     the next page or None."""
+    from . import page_tokens
+
     filters = filters_of(where)
     before = page_tokens.decode(user_id, page_token, filters) if page_token else None
     # One extra record tells whether another page exists without a second query.

@@ -13,6 +13,8 @@ Rules enforced here:
   update of no field at that version, or a delete that requires absence, neither of which
   changes anything); so a commit lands only if nothing its decision saw has moved since, even
   if the decision's read was torn across another commit's writes;
+- a user field the change sets to `REMOVED` is deleted from the user document (and left out of
+  one the commit creates);
 - a write that depends on no read is the only kind without a precondition: records (created,
   never overwritten), markers (create-only), and bookkeeping whose content the user
   document's version already decides;
@@ -41,7 +43,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from ..ledger import codec, collections, moves, records
-from ..ledger.change import Change
+from ..ledger.change import REMOVED, Change
 from . import outcome, scans, wire
 from .client import RACE_LOST, TRANSIENT, client, deadline, unavailable
 
@@ -151,8 +153,10 @@ def _stage_user(batch, user, user_data, change: Change, now: datetime, change_id
     # `change_id` lets a fence replace what the commit would have written (`outcome.resolve`).
     data = {**user_write(change, now, user_data), outcome.CHANGE_ID: change_id}
     if not user.exists:
+        data = {name: value for name, value in data.items() if value is not REMOVED}
         batch.create(user.reference, data)
         return data
+    data = {name: firestore.DELETE_FIELD if value is REMOVED else value for name, value in data.items()}
     if user_data and codec.LEGACY_BALANCE in user_data:
         # The legacy field would contradict the pools once they move; it is migrated away.
         data[codec.LEGACY_BALANCE] = firestore.DELETE_FIELD

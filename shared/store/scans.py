@@ -261,6 +261,23 @@ def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
     return [snap.to_dict() for snap in _page(query, "expired_holds")]
 
 
+def list_holds(user_id: str, statuses: Optional[tuple[str, ...]], limit: int,
+               after: Optional[tuple[datetime, str]] = None) -> list[dict[str, Any]]:
+    """Up to `limit` of the user's hold documents (those whose stored `status` is one of
+    `statuses`, any if None), newest first, strictly after the `after` cursor (created_at,
+    document id); each with its document id as `_id`."""
+    query = client().collection(collections.HOLDS).where(filter=FieldFilter("user_id", "==", user_id))
+    if statuses is not None:
+        one = len(statuses) == 1
+        query = query.where(filter=FieldFilter("status", "==" if one else "in", statuses[0] if one else list(statuses)))
+    query = (query.order_by("created_at", direction=firestore.Query.DESCENDING)
+             .order_by("__name__", direction=firestore.Query.DESCENDING))
+    if after is not None:
+        query = query.start_after({"created_at": after[0], "__name__": after[1]})
+    with faults("list_holds"):
+        return [{**snap.to_dict(), "_id": snap.id} for snap in query.limit(limit).stream(retry=None, timeout=deadline())]
+
+
 def aggregate(collection: str, filters: tuple[tuple[str, str, Any], ...] = (),
               sum_of: Optional[str] = None) -> tuple[int, int]:
     """How many documents of `collection` match every `(field, op, value)`, and the sum of `sum_of`

@@ -32,6 +32,17 @@ def spend_client(spend_app, db):
 
 
 @pytest.fixture(scope="session")
+def operator_app(firestore_emulator):
+    return function_app("operator_sweeps")
+
+
+@pytest.fixture
+def operator_client(operator_app, db):
+    """The operator function (the scheduler's sweeps), which is not part of the app's API."""
+    return operator_app.test_client()
+
+
+@pytest.fixture(scope="session")
 def fake_stripe():
     server = FakeStripe(API_KEY).start()
     yield server

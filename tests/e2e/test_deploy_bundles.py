@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import subprocess
 import time
 import urllib.error
@@ -45,6 +46,7 @@ SETTINGS = {
     },
     "promo_grant": {},
     "ledger_events": {"CREDITS_LOW_BALANCE": "100"},
+    "operator_sweeps": {},
 }
 
 
@@ -163,6 +165,37 @@ def test_the_spend_bundle_serves_a_balance_read_from_firestore(db, serve):
     status, body = call("GET", f"{spend.url}/openapi.json")
     assert status == 200, spend.log()
     assert json.loads(body) == json.loads((ROOT / "functions" / "spend" / "openapi.json").read_text())
+
+
+@needs_code("spend")
+def test_the_spend_bundle_answers_what_its_server_refuses_in_the_envelope(db, serve):
+    spend = serve("spend")
+    port = int(spend.url.rsplit(":", 1)[1])
+
+    def exchange(raw: bytes) -> tuple[bytes, dict]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0], json.loads(body)
+
+    status, body = exchange(b"GET /balance/x HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request" and body["error"]["code"] == "invalid_request", spend.log()
+    status, body = exchange(b"POST /spend HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n{}")
+    assert status == b"HTTP/1.1 413 Payload Too Large" and body["error"]["code"] == "payload_too_large"
+
+
+@needs_code("operator_sweeps")
+def test_the_operator_bundle_runs_a_hold_sweep_and_a_reconcile_page(db, serve):
+    operator = serve("operator_sweeps")
+
+    holds = call("POST", f"{operator.url}/sweep/holds", b"", {"Content-Type": "application/json"})
+    reconcile = call("POST", f"{operator.url}/sweep/reconcile", b'{"limit": 10}', {"Content-Type": "application/json"})
+
+    assert holds == (200, b'{"released":0,"users":0,"more":false}'), operator.log()
+    assert reconcile[0] == 200 and json.loads(reconcile[1])["completed"] is True
 
 
 @needs_code("stripe_webhook")

@@ -108,12 +108,12 @@ def _listening_only_on_loopback(number: int) -> None:
             assert sock.connect_ex(("127.0.0.2", number)) != 0
 
 
-@pytest.mark.parametrize("which", ["spend", "stripe_api"])
+@pytest.mark.parametrize("which", ["spend", "operator_sweeps", "stripe_api"])
 def test_the_local_run_serves_its_functions_and_stand_in_on_127_0_0_1_only(firestore_emulator, tmp_path, which):
     number = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FIRESTORE_EMULATOR_HOST": firestore_emulator.host}
-    command = (run_local.function_command("spend", number) if which == "spend"
-               else run_local.stripe_api_command(number, API_KEY))
+    command = (run_local.stripe_api_command(number, API_KEY) if which == "stripe_api"
+               else run_local.function_command(which, number))
     log_path = tmp_path / f"{which}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)

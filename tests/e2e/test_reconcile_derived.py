@@ -54,8 +54,8 @@ def buy(webhook, fake_stripe, customer: Customer, session_id: str) -> None:
     assert webhook.outcome(customer.pack_checkout(session_id, paid=True)) == "applied"
 
 
-def test_a_history_of_refunds_holds_expiries_and_pack_refunds_reconciles_clean(spend_client, webhook, fake_stripe,
-                                                                               db, capsys, clock):
+def test_a_history_of_refunds_holds_expiries_and_pack_refunds_reconciles_clean(
+        spend_client, operator_client, webhook, fake_stripe, db, capsys, clock):
     ada = Customer("ada")
     assert webhook.outcome(ada.renewal(1, STARTER)) == "applied"
     # Monthly credits spent before a renewal (refunded below) come back and expire at once.
@@ -77,7 +77,7 @@ def test_a_history_of_refunds_holds_expiries_and_pack_refunds_reconciles_clean(s
     # A hold that expires and is given back by the sweep.
     post(spend_client, "/holds", user_id="ada", amount=20, hold_id="h-exp", expires_in=5)
     clock(6)
-    assert post(spend_client, "/sweep/holds")["released"] == 1
+    assert post(operator_client, "/sweep/holds")["released"] == 1
     assert webhook.outcome(ada.renewal(2, STARTER)) == "applied"
     refund = post(spend_client, "/refunds", user_id="ada", spend_key="s3")
     assert [t["type"] for t in refund["transactions"]] == ["refund", "monthly_expired"]

@@ -1,5 +1,5 @@
-"""The scheduled reconcile (`POST /sweep/reconcile` on spend): bounded pages over the users on the
-Firestore emulator, a cursor that survives between runs, and one pass after another."""
+"""The scheduled reconcile (`POST /sweep/reconcile` on the operator function): bounded pages over
+the users on the Firestore emulator, a cursor that survives between runs, and one pass after another."""
 
 from __future__ import annotations
 
@@ -166,22 +166,22 @@ def test_a_page_writes_nothing_but_its_bookkeeping_document(db):
     assert {path: doc for path, doc in after.items() if path in before} == before
 
 
-def test_the_route_answers_what_the_page_reconciled_and_refuses_a_bad_limit(db, spend_client):
+def test_the_route_answers_what_the_page_reconciled_and_refuses_a_bad_limit(db, operator_client):
     for user_id in ("h1", "h2", "h3"):
         seed(user_id, monthly=10)
-    first = spend_client.post("/sweep/reconcile", json={"limit": 2})
+    first = operator_client.post("/sweep/reconcile", json={"limit": 2})
     assert first.status_code == 200
     assert first.get_json() == {"outcome": "advanced", "users": 2, "transactions": 2, "drift": 0,
                                 "completed": False, "cursor": "h2"}
-    rest = spend_client.post("/sweep/reconcile")  # no body: the default limit
+    rest = operator_client.post("/sweep/reconcile")  # no body: the default limit
     assert rest.status_code == 200 and rest.get_json()["completed"] is True and rest.get_json()["users"] == 1
     for bad in ({"limit": 0}, {"limit": 2001}, {"limit": "5"}, {"limit": 2.0}, {"limit": True}):
-        response = spend_client.post("/sweep/reconcile", json=bad)
+        response = operator_client.post("/sweep/reconcile", json=bad)
         assert response.status_code == 400, bad
         error = response.get_json()["error"]
         assert error["code"] == "invalid_request" and error["fields"][0]["field"] == "limit"
-    assert spend_client.get("/sweep/reconcile").status_code == 405
-    assert spend_client.post("/sweep/reconcile", data=b"[1]", content_type="application/json").status_code == 400
+    assert operator_client.get("/sweep/reconcile").status_code == 405
+    assert operator_client.post("/sweep/reconcile", data=b"[1]", content_type="application/json").status_code == 400
 
 
 def test_credits_health_shows_the_last_pass_and_needs_attention_while_it_found_drift(db, capsys):

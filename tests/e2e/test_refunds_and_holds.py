@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from threading import Barrier
 
 import pytest
 import requests
 
 from shared.ledger import collections
-from shared.store import client as store_client
+from tests.support.clock import Clock
 from tests.support.ledger import (
     assert_ledger_invariant,
     dump,
@@ -35,20 +34,6 @@ def pools(body):
 
 def moves(body):
     return [(t["type"], t["pool"], t["amount"]) for t in body["transactions"]]
-
-
-class Clock:
-    """The time every decision and read sees, moved forward by the test."""
-
-    def __init__(self, monkeypatch):
-        self.offset = timedelta()
-        real = store_client.utcnow
-        for module in ("shared.store.commit", "shared.store.batch", "shared.spending.service",
-                       "shared.spending.holds_service"):
-            monkeypatch.setattr(f"{module}.utcnow", lambda: real() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -150,7 +135,7 @@ def test_a_hold_id_equal_to_a_spend_key_is_a_conflict(spend_client, db):
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "idempotency_conflict"
 
 
-def test_a_crashed_worker_s_hold_expires_and_its_credits_come_back_once(spend_client, db, clock):
+def test_a_crashed_worker_s_hold_expires_and_its_credits_come_back_once(spend_client, operator_client, db, clock):
     seed("wes", monthly=40, permanent=10)
     post(spend_client, "/holds", user_id="wes", amount=30, hold_id="job-7", expires_in=60)
     assert spend_client.get("/balance/wes").get_json()["balance"] == 20
@@ -164,9 +149,9 @@ def test_a_crashed_worker_s_hold_expires_and_its_credits_come_back_once(spend_cl
     released = post(spend_client, "/holds/job-7/release")
     assert released.status_code == 409 and released.get_json()["error"]["status"] == "expired"
     assert dump(db) == before  # reads and refused settlements wrote nothing
-    sweep = post(spend_client, "/sweep/holds").get_json()
+    sweep = post(operator_client, "/sweep/holds").get_json()
     assert sweep["released"] == 1
-    assert post(spend_client, "/sweep/holds").get_json()["released"] == 0
+    assert post(operator_client, "/sweep/holds").get_json()["released"] == 0
     refunds = [r for r in records_of(db, "wes") if r["type"] == "refund"]
     assert sorted((r["pool"], r["amount"]) for r in refunds) == [("monthly", 20), ("permanent", 10)]
     assert db.document(collections.hold("job-7")).get().to_dict()["status"] == "expired"
@@ -174,7 +159,7 @@ def test_a_crashed_worker_s_hold_expires_and_its_credits_come_back_once(spend_cl
     assert_ledger_invariant(db, "wes")
 
 
-def test_the_next_spend_writes_an_expired_hold_s_release_in_its_own_commit(spend_client, db, clock):
+def test_the_next_spend_writes_an_expired_hold_s_release_in_its_own_commit(spend_client, operator_client, db, clock):
     seed("val", monthly=30)
     post(spend_client, "/holds", user_id="val", amount=30, hold_id="job-8", expires_in=5)
     clock.advance(6)
@@ -182,7 +167,7 @@ def test_the_next_spend_writes_an_expired_hold_s_release_in_its_own_commit(spend
     assert spent.status_code == 200 and pools(spent.get_json()) == (5, 0)
     assert [(r["type"], r["amount"]) for r in sorted(records_of(db, "val"), key=lambda r: r["created_at"])] == [
         ("subscription_grant", 30), ("spent", -30), ("refund", 30), ("spent", -25)]
-    assert post(spend_client, "/sweep/holds").get_json()["released"] == 0
+    assert post(operator_client, "/sweep/holds").get_json()["released"] == 0
     assert_ledger_invariant(db, "val")
 
 
@@ -247,7 +232,7 @@ def test_capture_and_release_racing_on_two_instances_settle_the_hold_once(spend_
     assert_ledger_invariant(db, "race")
 
 
-def test_a_hold_that_expires_while_a_renewal_lands_is_given_back_before_the_reset(spend_client, webhook, db, clock):
+def test_a_hold_that_expires_while_a_renewal_lands_is_given_back_before_the_reset(spend_client, operator_client, webhook, db, clock):
     ivy = Customer("ivy")
     assert webhook.outcome(ivy.renewal(1, STARTER)) == "applied"
     post(spend_client, "/holds", user_id="ivy", amount=100, hold_id="ivy-job", expires_in=30)
@@ -260,7 +245,7 @@ def test_a_hold_that_expires_while_a_renewal_lands_is_given_back_before_the_rese
     # The renewal expired the whole old pool, the given-back credits with it.
     assert ("monthly_expired", -300) in [(r["type"], r["amount"]) for r in records_of(db, "ivy")]
     assert spend_client.get("/holds/ivy-job").get_json()["status"] == "expired"
-    assert post(spend_client, "/sweep/holds").get_json()["released"] == 0
+    assert post(operator_client, "/sweep/holds").get_json()["released"] == 0
     assert_ledger_invariant(db, "ivy")
 
 

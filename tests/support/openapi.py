@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import jsonschema
+from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from referencing.jsonschema import DRAFT4
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "functions" / "spend" / "openapi.json"
@@ -29,7 +29,8 @@ def document() -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry:
-    return Registry().with_resource(_BASE, Resource.from_contents(document(), default_specification=DRAFT202012))
+    # OpenAPI 3.0's Schema Object is JSON Schema draft 4 with OpenAPI's keywords (`nullable`).
+    return Registry().with_resource(_BASE, Resource.from_contents(document(), default_specification=DRAFT4))
 
 
 @functools.cache
@@ -111,13 +112,19 @@ def check(method: str, path: str, status: int, headers: Mapping[str, str], body:
 
 
 def _validate(value: Any, schema: dict[str, Any], where: str, what: str) -> None:
-    validator = jsonschema.Draft202012Validator(
-        schema, registry=_registry(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    # OpenAPI 3.0's validator: `nullable` is understood, and an integer is a number without a
+    # fraction (286.0 is not one), as the document says.
+    validator = OAS30Validator(schema, registry=_registry(), format_checker=OAS30Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '.'}: {e.message[:300]}" for e in errors[:3])
         raise ResponseMismatch(f"{where}: {what} does not match the document: {detail}")
+
+
+def conforms(value: Any, schema_name: str) -> bool:
+    """Whether `value` matches the document's `components/schemas/<schema_name>`."""
+    schema = {"$ref": f"{_BASE}#/components/schemas/{schema_name}"}
+    return OAS30Validator(schema, registry=_registry()).is_valid(value)
 
 
 def documented_client_class():
