@@ -12,7 +12,7 @@ This is how subscription credits converge whatever order Stripe delivers in. Rul
   the plan's rollover cap; an upgrade adds the new allowance less what the period it falls in
   granted (nothing until that period's renewal is known); a pause
   or end empties the pool unless another subscription is active and renewed over that time; a
-  renewal of an ended subscription, or of a period not after the one it last renewed, changes
+  renewal of a period not after the one its subscription last renewed changes
   nothing; a movement adds its delta, never below 0;
 - a new fact changes the pool by what the replay with it gives less what the replay without it
   gave: a fact that arrives in creation order changes it exactly as the contract's rules say (and
@@ -136,7 +136,11 @@ def _holder(subs: Mapping[str, Sub], own: str, at: int) -> bool:
 
 def _apply(pool: int, sub: Sub, fact: Fact, subs: Mapping[str, Sub]) -> tuple[int, Sub]:
     if fact.kind == RENEWAL:
-        if sub.canceled_at is not None or (sub.period_start is not None and fact.at <= sub.period_start):
+        # A period that began before the end it is replayed after is the end's to take (section 4:
+        # such an invoice is stale); one that begins after it is a paid period like any other.
+        if sub.period_start is not None and fact.at <= sub.period_start:
+            return pool, sub
+        if sub.canceled_at is not None and fact.at < sub.canceled_at:
             return pool, sub
         return min(pool, fact.cap) + fact.grant, replace(
             sub, price_id=fact.price_id, period_start=fact.at, period_end=fact.period_end, granted=fact.grant,
