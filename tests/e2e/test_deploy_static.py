@@ -85,8 +85,26 @@ def firestore_indexes() -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
             body = text[header.end():end]
             collection = re.search(r'collection\s*=\s*"([^"]+)"', body).group(1)
             fields = re.findall(r'\bfields\s*\{\s*field_path\s*=\s*"([^"]+)"\s*order\s*=\s*"([^"]+)"\s*\}', body)
+            if "local.transaction_seq_indexes" in body:
+                indexes.update(_seq_indexes(text, header.group(1), collection))
+                continue
             indexes[header.group(1)] = (collection, tuple(fields))
     return indexes
+
+
+def _seq_indexes(text: str, name: str, collection: str) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """`transactions_by_seq`'s instances, as its dynamic blocks build them from the locals map:
+    user_id, the equality filters, seq desc, then created_at desc when the map names it."""
+    block = re.search(r"transaction_seq_indexes\s*=\s*\{(.*?)\n\s*\}", text, re.S).group(1)
+    built = {}
+    for key, listed in re.findall(r"(\w+)\s*=\s*\[([^\]]*)\]", block):
+        names = re.findall(r'"([^"]+)"', listed)
+        fields = [("user_id", "ASCENDING")] + [(f, "ASCENDING") for f in names if f != "created_at"]
+        fields.append(("seq", "DESCENDING"))
+        if "created_at" in names:
+            fields.append(("created_at", "DESCENDING"))
+        built[f"{name}[{key}]"] = (collection, tuple(fields))
+    return built
 
 
 @pytest.mark.parametrize("order_by", ["created_at", "seq"])
