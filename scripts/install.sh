@@ -10,7 +10,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.install.sha256
 wanted=$( (cat requirements.txt requirements-dev.txt pyproject.toml; .venv/bin/python -VV) | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv/bin/credits ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+# The project's own metadata must be of pyproject's version too: an install by an earlier
+# install.sh leaves a stamp that no longer says what is installed.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
+if [ ! -x .venv/bin/credits ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] \
+  || ! compgen -G ".venv/lib/python*/site-packages/two_pool_credits-$version.dist-info" >/dev/null; then
   rm -f "$stamp"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   # The `credits` operator command (pyproject.toml), editable so it always runs this checkout.

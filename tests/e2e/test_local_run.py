@@ -299,3 +299,17 @@ def test_a_local_subscription_lives_its_whole_life_through_the_real_webhook(loca
     # A new subscription after the cancellation starts over at period 1.
     step("subscribe", "--price", "price_pro_monthly")
     assert monthly() == 1000
+
+
+def test_the_install_step_installs_nothing_when_nothing_changed():
+    install = [str(ROOT / "scripts" / "install.sh")]
+    first = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    stamp = ROOT / ".venv" / ".install.sha256"
+    written = stamp.stat().st_mtime_ns
+    clock = time.monotonic()
+    again = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - clock
+    assert again.returncode == 0, again.stderr
+    assert elapsed < 3, f"the install step took {elapsed:.1f}s with nothing changed"
+    assert stamp.stat().st_mtime_ns == written  # no install ran, so the stamp was not rewritten
