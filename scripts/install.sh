@@ -9,6 +9,8 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 # The `credits` operator command (pyproject.toml), editable so it always runs this checkout.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# clients/python, the Python client of the API (its dependencies are pinned in requirements-dev.txt).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
 # clients/web: exactly what package-lock.json pins (Node 20+ and npm). Reinstalls only when the
 # lock file changes. Install scripts are not needed by the SDK and are not run.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
