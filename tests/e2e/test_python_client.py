@@ -21,7 +21,9 @@ from tests.support.ledger import assert_ledger_invariant, records_of, seed
 from tests.support.servers import serve_function
 from tests.support.stall_proxy import StallProxy
 
-README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "clients" / "python" / "README.md"
+HOW_TO = ROOT / "docs" / "how-to" / "call-the-api-from-the-backend.md"
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +42,26 @@ def spent_records(db, user_id):
     return [r for r in records_of(db, user_id) if r["type"] == "spent"]
 
 
-def test_the_readme_example_runs_against_the_local_function(spend_url, db):
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+def run_first_python_block(path, spend_url):
+    block = re.search(r"```python\n(.*?)```", path.read_text(), re.S).group(1)
     assert len(block.strip().splitlines()) < 20
-    seed("ava", permanent=100)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(block.replace("http://127.0.0.1:8081", spend_url), {})
+    return out
+
+
+def test_the_readme_example_runs_against_the_local_function(spend_url, db):
+    seed("ava", permanent=100)
+    out = run_first_python_block(README, spend_url)
     # 100 - 30 spent; a hold of 50 keeps 20; 10 of the spend refunded; the last spend refused.
     assert out.getvalue().split("\n") == ["70", "20 50", "10 20", "60 1000000", ""]
+    assert_ledger_invariant(db, "ava")
+
+
+def test_the_how_to_example_runs_against_the_local_function(spend_url, db):
+    seed("ava", permanent=100)
+    assert run_first_python_block(HOW_TO, spend_url).getvalue() == "60 1000000\n"
     assert_ledger_invariant(db, "ava")
 
 
