@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the runtime and development requirements into it, and
-# the example web client's npm packages (clients/web: the Firebase JavaScript SDK, as locked).
-# Each installs only when what it installs from changed: a stamp in .venv holds the SHA-256 of the
-# requirements files, pyproject.toml and the Python version of the last install that finished.
+# Creates .venv (if missing) and installs the runtime and development requirements into it, the
+# Python client (clients/python), and the npm packages of clients/web and clients/typescript (as
+# locked). Each installs only when what it installs from changed: a stamp in .venv holds the SHA-256
+# of the requirements files, both pyproject.toml files and the Python version of the last install
+# that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.install.sha256
-wanted=$( (cat requirements.txt requirements-dev.txt pyproject.toml; .venv/bin/python -VV) | sha256sum | cut -d' ' -f1)
+wanted=$( (cat requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml; .venv/bin/python -VV) \
+  | sha256sum | cut -d' ' -f1)
 # The project's own metadata must be of pyproject's version too: an install by an earlier
 # install.sh leaves a stamp that no longer says what is installed.
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
@@ -19,17 +21,23 @@ if [ ! -x .venv/bin/credits ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] 
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   # The `credits` operator command (pyproject.toml), editable so it always runs this checkout.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  # clients/python, the Python client of the API (its dependencies are pinned in requirements-dev.txt).
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
   echo "$wanted" > "$stamp"
 fi
-# clients/web: exactly what package-lock.json pins (Node 20+ and npm). Reinstalls only when the
-# lock file changes. Install scripts are not needed by the SDK and are not run.
+# clients/web (the Firebase JavaScript SDK) and clients/typescript (openapi-typescript and tsc, which
+# generate and check the API's TypeScript definitions): exactly what each package-lock.json pins
+# (Node 20+ and npm). Reinstalls only when a lock file changes. Install scripts are not needed and
+# are not run.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
-  echo "install.sh: node (20 or later) and npm are needed for clients/web" >&2
+  echo "install.sh: node (20 or later) and npm are needed for clients/web and clients/typescript" >&2
   exit 1
 fi
-stamp=clients/web/node_modules/.package-lock.sha256
-wanted=$(sha256sum clients/web/package-lock.json | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  npm ci --prefix clients/web --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-  echo "$wanted" > "$stamp"
-fi
+for package in clients/web clients/typescript; do
+  stamp=$package/node_modules/.package-lock.sha256
+  wanted=$(sha256sum "$package/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    npm ci --prefix "$package" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$wanted" > "$stamp"
+  fi
+done
