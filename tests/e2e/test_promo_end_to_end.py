@@ -28,7 +28,24 @@ def pushed(pubsub_emulator, firestore_emulator, db):
             wire = subprocess.run([sys.executable, str(ROOT / "scripts" / "local_pubsub.py"), served.url],
                                   env=command_env(), capture_output=True, text=True, timeout=60)
             assert wire.returncode == 0, wire.stderr
-        yield served
+        try:
+            yield served
+        finally:
+            # Messages still being retried must not reach a later test's server on the same port.
+            _delete_push_subscription()
+
+
+def _delete_push_subscription() -> None:
+    from google.cloud import pubsub_v1
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import local_pubsub
+
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        subscriber.delete_subscription(subscription=subscriber.subscription_path(PROJECT, local_pubsub.SUBSCRIPTION))
+    finally:
+        subscriber.close()
 
 
 def command_env():
