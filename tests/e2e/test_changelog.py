@@ -51,8 +51,8 @@ def test_the_project_version_has_a_section_with_upgrade_notes_for_the_data_it_ch
     section = versions().get(project_version())
     assert section, f"CHANGELOG.md has no section for {project_version()} (pyproject.toml)"
     notes = section.split("### Upgrade notes", 1)[1].split("\n### ", 1)[0]
-    for stored in ("seq", "balance_after", "credits migrate", "webhook_events", "end_took", "end_took_at",
-                   "rollover_cap"):
+    for stored in ("seq", "balance_after", "credits migrate", "webhook_events", "stripe_facts", "stripe_epoch",
+                   "monthly_moves"):
         assert re.search(rf"`{re.escape(stored)}[`/.<]", notes), f"the upgrade notes of {project_version()} do not mention {stored}"
 
 
