@@ -47,6 +47,7 @@ SETTINGS = {
     "promo_grant": {},
     "ledger_events": {"CREDITS_LOW_BALANCE": "100"},
     "operator_sweeps": {},
+    "auto_topup": {"STRIPE_API_KEY": "sk_test_bundle", "STRIPE_API_BASE": "http://127.0.0.1:9"},
 }
 
 
