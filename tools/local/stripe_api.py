@@ -28,6 +28,7 @@ Everything is kept in memory: a restart forgets every session.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -189,7 +190,9 @@ class FakeStripe:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
-                return self.headers.get("Authorization") == f"Bearer {fake.api_key}"
+                # Stripe takes the key as a bearer token or as the basic-auth user (`curl -u key:`).
+                basic = base64.b64encode(f"{fake.api_key}:".encode()).decode()
+                return self.headers.get("Authorization") in (f"Bearer {fake.api_key}", f"Basic {basic}")
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server naming
                 url = urlparse(self.path)
