@@ -1,13 +1,17 @@
-"""Forward the Firestore emulator's document changes to the local `ledger_events`, as Eventarc does.
+"""Forward the Firestore emulator's document changes to the local `ledger_events` (and the local
+`auto_topup`), as Eventarc does.
 
-    python scripts/local_events.py http://127.0.0.1:8084/
+    python scripts/local_events.py http://127.0.0.1:8084/ [http://127.0.0.1:8089/]
 
 Needs FIRESTORE_EMULATOR_HOST (and PUBSUB_EMULATOR_HOST to create the events topic). Listens to
 `credits_transactions` and `users_credits` with `on_snapshot`, keeps each document's last seen
 value to fill `old_value`, and POSTs each change as the binary-mode CloudEvent Eventarc sends: a
 protobuf `DocumentEventData` body, `ce-type` `google.cloud.firestore.document.v1.created` for a
-new transaction record and `.written` for any write of a user document. A delivery that fails
-is retried with backoff under the same `ce-id`, as Eventarc retries.
+new transaction record and `.written` for any write of a user document or of an auto top-up attempt
+(`credits_topups`); with a second URL, each attempt's creation is also delivered there as
+`.created`, the `auto_topup` function's trigger, from its own queue so a charge never holds up
+the events. A delivery that fails is retried with backoff under the same `ce-id`, as Eventarc
+retries.
 
 Differences from Eventarc, which matter only locally: documents present when the forwarder
 starts are taken as already delivered; changes to one document that land between two snapshots
@@ -36,6 +40,7 @@ from shared.events import documents  # noqa: E402
 
 TRANSACTIONS = "credits_transactions"
 USERS = "users_credits"
+TOPUPS = "credits_topups"
 CREATED = "google.cloud.firestore.document.v1.created"
 WRITTEN = "google.cloud.firestore.document.v1.written"
 EVENTS_TOPIC = "credits-events"
@@ -69,22 +74,30 @@ def cloud_event(project: str, path: str, event_type: str, body: bytes, ce_id: st
 class Forwarder:
     """Listens to both collections and delivers every change, in order, to `endpoint`."""
 
-    def __init__(self, endpoint: str, project: str, client=None) -> None:
+    def __init__(self, endpoint: str, project: str, client=None, topup_endpoint: Optional[str] = None) -> None:
         from google.cloud import firestore
 
         self.endpoint = endpoint
+        self.topup_endpoint = topup_endpoint
         self.project = project
         self.client = client or firestore.Client(project=project)
         self.delivered = 0
         self._last: dict[str, tuple[dict[str, Any], Any, Any]] = {}
         self._outbox: "queue.Queue[Optional[tuple[str, dict[str, str], bytes]]]" = queue.Queue()
+        self._topups: "queue.Queue[Optional[tuple[str, dict[str, str], bytes]]]" = queue.Queue()
         self._watches: list = []
-        self._ready = {TRANSACTIONS: threading.Event(), USERS: threading.Event()}
-        self._sender = threading.Thread(target=self._send_loop, name="local-events-sender", daemon=True)
+        self._ready = {TRANSACTIONS: threading.Event(), USERS: threading.Event(), TOPUPS: threading.Event()}
+        self._senders = [
+            threading.Thread(target=self._send_loop, args=(self._outbox, endpoint), name="local-events-sender",
+                             daemon=True)]
+        if topup_endpoint:
+            self._senders.append(threading.Thread(target=self._send_loop, args=(self._topups, topup_endpoint),
+                                                  name="local-topups-sender", daemon=True))
 
     def start(self, timeout: float = 30.0) -> "Forwarder":
-        self._sender.start()
-        for collection in (TRANSACTIONS, USERS):
+        for sender in self._senders:
+            sender.start()
+        for collection in (TRANSACTIONS, USERS, TOPUPS):
             self._watches.append(
                 self.client.collection(collection).on_snapshot(
                     lambda docs, changes, read_time, c=collection: self._on_snapshot(c, changes)
@@ -99,7 +112,9 @@ class Forwarder:
         for watch in self._watches:
             watch.unsubscribe()
         self._outbox.put(None)
-        self._sender.join(timeout=30)
+        self._topups.put(None)
+        for sender in self._senders:
+            sender.join(timeout=30)
 
     def _on_snapshot(self, collection: str, changes) -> None:
         first = not self._ready[collection].is_set()
@@ -131,24 +146,27 @@ class Forwarder:
                 old_update_time=old_update_time,
             )
             self._outbox.put((path, cloud_event(self.project, path, event_type, body, uuid.uuid4().hex), body))
+            if collection == TOPUPS and self.topup_endpoint and change.type.name == "ADDED" and previous is None:
+                # The attempt's creation is `auto_topup`'s trigger.
+                self._topups.put((path, cloud_event(self.project, path, CREATED, body, uuid.uuid4().hex), body))
         self._ready[collection].set()
 
-    def _send_loop(self) -> None:
+    def _send_loop(self, outbox, endpoint: str) -> None:
         while True:
-            item = self._outbox.get()
+            item = outbox.get()
             if item is None:
                 return
             path, headers, body = item
             for attempt in range(MAX_ATTEMPTS):
-                if self._post(headers, body):
+                if self._post(endpoint, headers, body):
                     self.delivered += 1
                     break
                 time.sleep(min(0.2 * 2**attempt, 5.0))
             else:
                 print(f"local events: gave up delivering {path} ({headers['ce-id']})", file=sys.stderr, flush=True)
 
-    def _post(self, headers: dict[str, str], body: bytes) -> bool:
-        request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+    def _post(self, endpoint: str, headers: dict[str, str], body: bytes) -> bool:
+        request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return 200 <= response.status < 300
@@ -180,17 +198,19 @@ def create_topic(project: str, topic: str = EVENTS_TOPIC, subscription: str = TA
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        print("usage: FIRESTORE_EMULATOR_HOST=host:port python scripts/local_events.py <ledger_events URL>",
-              file=sys.stderr)
+    if len(argv) not in (2, 3) or not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        print("usage: FIRESTORE_EMULATOR_HOST=host:port python scripts/local_events.py <ledger_events URL> "
+              "[<auto_topup URL>]", file=sys.stderr)
         return 2
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-credits")
     if os.environ.get("PUBSUB_EMULATOR_HOST"):
         topic = os.environ.get("CREDITS_EVENTS_TOPIC", "").strip() or EVENTS_TOPIC
         path = create_topic(project, topic)
         print(f"Events topic        {path} (watch: credits events tail)", flush=True)
-    forwarder = Forwarder(argv[1], project).start()
+    forwarder = Forwarder(argv[1], project, topup_endpoint=argv[2] if len(argv) == 3 else None).start()
     print(f"Firestore changes   forwarded to {argv[1]} as Eventarc CloudEvents", flush=True)
+    if len(argv) == 3:
+        print(f"Top-up attempts     forwarded to {argv[2]} (auto_topup)", flush=True)
     try:
         while True:
             time.sleep(1)

@@ -10,6 +10,11 @@ Ports (each can be moved with the environment variable named beside it):
   Stripe API stand-in 8086  STRIPE_API_PORT     (tools/local/stripe_api.py; STRIPE_API_BASE points at it)
   balance page        8087  WEB_PORT            (tools/local/web_page.py: clients/web, the balance live)
   operator_sweeps     8088  OPERATOR_SWEEPS_PORT  (the sweeps Cloud Scheduler calls in Google Cloud)
+  auto_topup          8089  AUTO_TOPUP_PORT   (fed each new credits_topups attempt by scripts/local_events.py)
+
+The Stripe stand-in answers auto top-up's prices, customers and PaymentIntents and sends the
+matching webhooks (`payment_intent.succeeded` / `.payment_failed`), signed, to the local
+`stripe_webhook`, as Stripe would.
 
 The Firestore emulator enforces terraform/firestore.rules on clients, as Google Cloud does (the
 functions and the operator command use the emulator's owner credential, which rules do not govern).
@@ -44,7 +49,7 @@ from tests.support.emulators import PROJECT, Emulator  # noqa: E402
 
 HOST = "127.0.0.1"
 FUNCTIONS = {"spend": 8081, "stripe_webhook": 8082, "promo_grant": 8083, "ledger_events": 8084,
-             "operator_sweeps": 8088}
+             "operator_sweeps": 8088, "auto_topup": 8089}
 # What the run serves, in start order: name -> (default port, what it is).
 SERVICES = {
     "firestore": (8080, "Firestore emulator"),
@@ -145,8 +150,14 @@ def function_command(name: str, number: int) -> list[str]:
             str(ROOT / "functions" / name / "main.py"), "--target", name, "--host", HOST, "--port", str(number)]
 
 
-def stripe_api_command(number: int, api_key: str) -> list[str]:
-    return [sys.executable, "-m", "tools.local.stripe_api", "--host", HOST, "--port", str(number), "--api-key", api_key]
+def stripe_api_command(number: int, api_key: str, webhook_url: Optional[str] = None,
+                       webhook_secret: Optional[str] = None) -> list[str]:
+    command = [sys.executable, "-m", "tools.local.stripe_api", "--host", HOST, "--port", str(number),
+               "--api-key", api_key]
+    if webhook_url and webhook_secret:
+        # The webhooks Stripe would send for auto top-up's PaymentIntents, signed, to the local endpoint.
+        command += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret]
+    return command
 
 
 def web_page_command(number: int, firestore_host: str, project: str) -> list[str]:
@@ -274,7 +285,10 @@ class LocalRun:
             print(f"Firestore data      imported from {self.keep_data}", flush=True)
         self.start_emulator(self.pubsub, "the Pub/Sub emulator")
         env = function_env(self.firestore, self.pubsub, self.chosen["stripe_api"])
-        stripe_api = self.spawn("stripe-api", stripe_api_command(self.chosen["stripe_api"], env["STRIPE_API_KEY"]), env)
+        secret = env["STRIPE_WEBHOOK_SECRET"].split(",")[0].strip()
+        stripe_api = self.spawn("stripe-api", stripe_api_command(
+            self.chosen["stripe_api"], env["STRIPE_API_KEY"], f"http://{HOST}:{self.chosen['stripe_webhook']}/",
+            secret), env)
         wait_for_port(self.chosen["stripe_api"], stripe_api.process, "the Stripe API stand-in", stripe_api.log_path)
         for name in FUNCTIONS:
             if not (ROOT / "functions" / name / "main.py").exists():
@@ -291,7 +305,8 @@ class LocalRun:
                         f"http://{HOST}:{self.chosen['promo_grant']}/"], env=env, check=True)
         # Creates the events topic, then forwards document changes until stopped.
         self.spawn("ledger-events-forwarder", [sys.executable, str(ROOT / "scripts" / "local_events.py"),
-                                               f"http://{HOST}:{self.chosen['ledger_events']}/"], env)
+                                               f"http://{HOST}:{self.chosen['ledger_events']}/",
+                                               f"http://{HOST}:{self.chosen['auto_topup']}/"], env)
 
     def seed(self, env: dict[str, str]) -> None:
         """Grant the demo user credits through the operator command (once: the key makes it idempotent)."""

@@ -28,10 +28,13 @@ locals {
       env = {
         CREDITS_SPEND_ORDER = var.spend_order
         THREADS             = tostring(var.spend_request_concurrency)
+        # An auto top-up setting's price must be a catalog add-on (PUT /users/{id}/settings).
+        CREDITS_CATALOG = "catalog.json"
       }
       # The API's OpenAPI document, served at GET /openapi.json from beside main.py.
       extra_files = {
         "openapi.json" = "${local.repo_root}/functions/spend/openapi.json"
+        "catalog.json" = abspath(var.catalog_file)
       }
     }
     stripe_webhook = {

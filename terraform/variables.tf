@@ -176,3 +176,14 @@ variable "spend_request_concurrency" {
     error_message = "spend_request_concurrency must be between 1 and 80."
   }
 }
+
+variable "auto_topup_failure_ratio" {
+  description = "Alert when more than this share of auto top-up attempts settled in the last hour failed (0 to 1)."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.auto_topup_failure_ratio > 0 && var.auto_topup_failure_ratio < 1
+    error_message = "auto_topup_failure_ratio is a share between 0 and 1."
+  }
+}

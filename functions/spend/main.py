@@ -20,7 +20,7 @@ import functions_framework
 from pydantic import ValidationError
 
 from shared.common import http, jsontext, log, server
-from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
+from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed, UnknownPrice
 from shared.common.validation import invalid
 from shared.common.validation import user_id as valid_id
 from shared.spending import service as spending
@@ -183,9 +183,22 @@ def put_settings(request, user_id: str):
 
     user_id = valid_id(user_id)
     body = _object(http.read_body(request, MAX_BODY_BYTES))
-    settings.refuse_unsupported(body)
     changes = _validated(settings.SettingsBody, body).changes()
+    if changes.get(settings.AUTO_TOPUP) is not None:
+        changes[settings.AUTO_TOPUP] = _topup_setting(changes[settings.AUTO_TOPUP])
     return http.respond(settings_service.put_settings(user_id, changes))
+
+
+def _topup_setting(body):
+    """The auto top-up setting to store: its price must be a catalog add-on (the catalog is the
+    billing feature's, so the edge, which may use both, joins them)."""
+    from shared.billing import catalog
+
+    addon = catalog.get().addon(body.price_id)
+    if addon is None:
+        raise UnknownPrice(f"price {body.price_id!r} is not an add-on of the catalog",
+                           fields=[{"field": "auto_topup.price_id", "problem": "not a catalog add-on"}])
+    return body.setting(addon.permanent_credits)
 
 
 @functools.cache

@@ -4,8 +4,16 @@ Rules enforced here:
 - each credit-changing event type has its own module-level decision, a function of plain values
   (`Facts`, and the event's typed inputs) returning a `Decision`: `decide_renewal`,
   `decide_upgrade`, `decide_cancellation`, `decide_pause`, `decide_resume`,
-  `decide_pack_purchase`, `decide_refund`, `decide_dispute`, `decide_dispute_closed`; and
-  `decide_remembered_fact` for a refund or dispute of a payment whose session is not applied yet;
+  `decide_pack_purchase`, `decide_refund`, `decide_dispute`, `decide_dispute_closed`,
+  `decide_topup` (an auto top-up charge's outcome, from the charge's answer or from
+  `payment_intent.succeeded` / `.payment_failed`); and `decide_remembered_fact` for a refund or
+  dispute of a payment whose session is not applied yet;
+- an auto top-up attempt settles once, whichever of the charge's answer and the webhook comes
+  first: the attempt document, read in the commit, says whether it is still pending (or waits
+  for action, which only that PaymentIntent's success ends); its credits are one `auto_topup`
+  record (`source` the PaymentIntent), its payment is remembered like a pack's, and the
+  setting's state moves by `autotopup.settle_setting`, all in one commit; a refund or dispute
+  of a top-up payment disables the setting (`payment_reversed`) in its own commit;
 - an event changes credits once per source: its first marker is the source's own (this invoice,
   session, subscription end) and any further marker guards a wider key (a subscription's period,
   whichever invoice carries it); any marker present is `duplicate`;
@@ -32,10 +40,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Generic, Mapping, Optional, TypeVar
 
-from ..ledger import accounts, codec, moves, records
+from ..ledger import accounts, autotopup, codec, moves, records
 from ..ledger.accounts import Account, Entry
 from ..ledger.models import CreditPool, TransactionType
 from ..ledger.change import Change, Snapshot
+from ..ledger import collections
 from ..ledger.idempotency import Once
 from . import payments, subscriptions
 from . import timeline as timeline_
@@ -62,6 +71,8 @@ class Facts:
     now: Any = None
     # The user's subscription facts and the monthly pool's movements between them.
     timeline: timeline_.Timeline = field(default_factory=timeline_.Timeline)
+    # The user document as read (the auto top-up setting lives there).
+    user_data: Optional[Mapping[str, Any]] = None
 
 
 # --- typed inputs, one per decision -------------------------------------------------------------
@@ -110,6 +121,30 @@ class DisputeFact:
     dispute: Dispute
     payment_intent: str
     payment_path: str
+
+
+@dataclass(frozen=True)
+class TopupResult:
+    """An auto top-up charge's outcome, for its attempt (and its payment's document on success)."""
+
+    attempt_id: str
+    outcome: autotopup.ChargeOutcome
+    client_secret: Optional[str] = None
+
+    @property
+    def attempt_path(self) -> str:
+        return collections.topup_attempt(self.attempt_id)
+
+    @property
+    def payment_path(self) -> Optional[str]:
+        intent = self.outcome.payment_intent
+        if self.outcome.kind != autotopup.SUCCEEDED or not intent:
+            return None
+        return collections.stripe_payment(intent)
+
+    @property
+    def documents(self) -> tuple[str, ...]:
+        return (self.attempt_path,) + ((self.payment_path,) if self.payment_path else ())
 
 
 # --- the decisions ----------------------------------------------------------------------------
@@ -250,7 +285,15 @@ def decide_pack_purchase(facts: Facts, pack: PackPurchase) -> Decision:
                     documents={pack.payment_path: payment.to_dict(facts.now)})
 
 
-def _take_back(facts: Facts, path: str, payment: Payment, seen: str, what: str) -> Decision:
+def _take_back(facts: Facts, path: str, payment: Payment, seen: str, what: str, reverses: bool = True) -> Decision:
+    decision = _taken_back(facts, path, payment, seen, what)
+    # A top-up's payment taken back stops the setting, so it never charges again for those credits.
+    if reverses and seen == payments.NEW and payment.topup_attempt is not None:
+        return replace(decision, disables_topup=True)
+    return decision
+
+
+def _taken_back(facts: Facts, path: str, payment: Payment, seen: str, what: str) -> Decision:
     if seen == payments.OLDER:
         return Decision(Outcome.STALE, reason=f"a later {what} of this payment was already applied")
     if seen != payments.NEW:
@@ -278,7 +321,60 @@ def decide_dispute(facts: Facts, fact: DisputeFact) -> Decision:
 def decide_dispute_closed(facts: Facts, fact: DisputeFact) -> Decision:
     payment = Payment.from_dict(fact.payment_intent, facts.documents[fact.payment_path])
     return _take_back(facts, fact.payment_path, payment, payments.note_dispute(payment, fact.dispute, True),
-                      "dispute's close")
+                      "dispute's close", reverses=False)
+
+
+def decide_topup(facts: Facts, result: TopupResult) -> Decision:
+    """Settle an auto top-up attempt by its charge's outcome, once (see the module's rules)."""
+    attempt = facts.documents.get(result.attempt_path)
+    outcome = result.outcome
+    if attempt is None:
+        return Decision(Outcome.IGNORED, reason=f"no auto top-up attempt {result.attempt_id}")
+    if not autotopup.settles(attempt, outcome):
+        return Decision(Outcome.DUPLICATE, reason=f"the attempt is already {attempt.get('status')}")
+    status = autotopup.attempt_status(outcome)
+    setting = autotopup.settle_setting(autotopup.setting_of(facts.user_data), result.attempt_id, outcome,
+                                       attempt.get("created_at") or facts.now, facts.now)
+    settled = {**attempt, "status": status, "settled_at": facts.now,
+               "payment_intent": outcome.payment_intent or attempt.get("payment_intent"),
+               "reason": None if status == autotopup.SUCCEEDED else (outcome.decline_code or outcome.kind),
+               "client_secret": result.client_secret if status == autotopup.ACTION_REQUIRED else None}
+    documents = {result.attempt_path: settled}
+    if status != autotopup.SUCCEEDED:
+        fields = {autotopup.FIELD: setting.to_dict()} if setting is not None else {}
+        return Decision(Outcome.APPLIED, documents=documents, user_fields=fields)
+    credits = int(attempt["credits"])
+    entries = [Entry(TransactionType.AUTO_TOPUP, CreditPool.PERMANENT, credits,
+                     f"Auto top-up: {attempt.get('price_id')} x {attempt.get('quantity')} ({credits} credits)")]
+    payment = Payment.from_dict(outcome.payment_intent, facts.documents.get(result.payment_path))
+    payment.user_id, payment.granted, payment.topup_attempt = attempt["user_id"], credits, result.attempt_id
+    after, granted = accounts.grant_and_collect(facts.account, entries)
+    after, taken = payments.settle(payment, after)
+    documents[result.payment_path] = payment.to_dict(facts.now)
+    if taken and setting is not None:
+        # A refund or dispute that came before the charge's answer stops the setting too.
+        setting = autotopup.reversed_payment(setting)
+    fields = {autotopup.FIELD: setting.to_dict()} if setting is not None else {}
+    return Decision(Outcome.APPLIED, tuple(granted + taken), owed_by=after.owed_by, documents=documents,
+                    user_fields=fields)
+
+
+def topup_change(snap: Snapshot, result: TopupResult) -> Change[Decision]:
+    """The commit of a charge's answer (function `auto_topup`): `decide_topup` on the user's
+    account and documents, with no webhook journal or marker (the attempt is its own marker)."""
+    account, migration = accounts.migrate(snap.account)
+    facts = Facts(account, {path: snap.documents[path] for path in result.documents}, snap.now,
+                  user_data=snap.user_data)
+    decision = decide_topup(facts, result)
+    if decision.outcome != Outcome.APPLIED:
+        return Change(result=decision)
+    entries = list(decision.entries)
+    after = replace(accounts.apply(account, entries), owed_by=decision.owed_by) if decision.owed_by is not None \
+        else account
+    source = result.outcome.payment_intent or result.attempt_id
+    return Change(result=decision, account=after,
+                  records=records.records(account.user_id, migration + entries, source, snap.now, at=snap.position),
+                  overwrite=decision.documents or {}, user_fields=decision.user_fields or {})
 
 
 def decide_remembered_fact(payment: Payment, fact: Refund | DisputeFact, closed: bool = False) -> bool:
@@ -337,7 +433,8 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     before_fact = moves.recorded(snap.user_data, stored_monthly, account.monthly, {})
     user_data = snap.user_data if before_fact is None else {**(snap.user_data or {}), moves.MOVES: before_fact}
     timeline = timeline_.load(user_data, account.monthly, moves.MOVES, moves.EPOCH)
-    facts = Facts(account, {path: snap.documents[path] for path in spec.documents}, snap.now, timeline)
+    facts = Facts(account, {path: snap.documents[path] for path in spec.documents}, snap.now, timeline,
+                  snap.user_data)
     decision = spec.decide(facts, spec.inputs)
     moves_debts = decision.owed_by is not None and decision.owed_by != account.owed_by
     if decision.outcome not in (Outcome.APPLIED, Outcome.IGNORED, Outcome.STALE) or not (decision.writes or moves_debts):
@@ -352,10 +449,15 @@ def decide_event(snap: Snapshot, spec: EventChange) -> Change[Decided]:
     user_fields = {}
     if decision.user_fields:
         user_fields.update(decision.user_fields)
-        if before_fact is not None:
+        # Only a subscription fact keeps the pool's movements itself (an auto top-up's fields do not).
+        if before_fact is not None and moves.EPOCH in decision.user_fields:
             user_fields[moves.MOVES] = before_fact
     if decision.resets_monthly:
         user_fields[codec.MONTHLY_RESET_AT] = snap.now
+    reversed_setting = autotopup.reversed_payment(autotopup.setting_of(snap.user_data)) \
+        if decision.disables_topup else None
+    if reversed_setting is not None:
+        user_fields[autotopup.FIELD] = reversed_setting.to_dict()
     overwrite = {spec.journal.path: journal_document(spec.journal, decision.outcome, decision.reason, spec.user_id,
                                                      snap.documents[spec.journal.path], snap.now)}
     if spec.link_path and spec.customer_id and (snap.documents[spec.link_path] or {}).get("user_id") != spec.user_id:

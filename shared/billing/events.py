@@ -93,6 +93,22 @@ class Dispute:
 
 
 @dataclass(frozen=True)
+class PaymentIntent:
+    """A PaymentIntent as `payment_intent.succeeded` and `.payment_failed` carry it."""
+
+    payment_intent: str
+    status: Optional[str]
+    customer_id: Optional[str]
+    user_id: Optional[str]
+    # `metadata.topup_attempt_id`: an auto top-up's charge (None: some other payment).
+    attempt_id: Optional[str]
+    client_secret: Optional[str]
+    error_code: Optional[str] = None
+    decline_code: Optional[str] = None
+    advice_code: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Subscription:
     subscription_id: str
     customer_id: Optional[str]
@@ -266,6 +282,21 @@ def charge(obj: Mapping[str, Any]) -> Charge:
         raise CannotApply(f"charge {charge_id} has no integer amount and amount_refunded")
     return Charge(charge_id, _ref(obj.get("payment_intent")), amount, refunded, _ref(obj.get("customer")),
                   _ref(obj.get("invoice")))
+
+
+def payment_intent(obj: Mapping[str, Any]) -> PaymentIntent:
+    intent_id = _str(obj.get("id"))
+    if intent_id is None or obj.get("object") not in (None, "payment_intent"):
+        raise CannotApply("the event's object is not a payment intent with an id")
+    metadata = _dict(obj.get("metadata"))
+    attempt = metadata.get("topup_attempt_id")
+    attempt = _str(attempt) if isinstance(attempt, str) else None
+    if attempt is not None and ("/" in attempt or attempt.startswith("__") or attempt in (".", "..")):
+        raise CannotApply(f"metadata.topup_attempt_id {attempt[:60]!r} is not a usable id")
+    error = _dict(obj.get("last_payment_error"))
+    return PaymentIntent(intent_id, _str(obj.get("status")), _ref(obj.get("customer")), _user_id(metadata), attempt,
+                         _str(obj.get("client_secret")), _str(error.get("code")), _str(error.get("decline_code")),
+                         _str(error.get("advice_code")))
 
 
 def dispute(obj: Mapping[str, Any]) -> Dispute:

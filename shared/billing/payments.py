@@ -14,7 +14,9 @@ Rules enforced here (CONTRACT section 4b):
 - a claim is taken permanent pool first, then monthly, the rest owed (`accounts.take_back`),
   `source` the charge or dispute id; credits given back pay other debts first;
 - facts about a payment whose session is not applied yet are only remembered (pending); the
-  session's grant settles them in its own change.
+  session's grant settles them in its own change;
+- an auto top-up's payment is remembered the same way (`topup_attempt` names its attempt), so
+  its refunds and disputes take its credits back by the same rules.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Payment:
     refund_claimed: int = 0
     # dispute id -> {"charge": id, "status": str, "claimed": int or None, "reinstated": bool}
     disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The auto top-up attempt that made this payment (None: a pack's Checkout Session).
+    topup_attempt: Optional[str] = None
 
     @property
     def applied(self) -> bool:
@@ -59,6 +63,7 @@ class Payment:
             "charges": self.charges,
             "refund_claimed": self.refund_claimed,
             "disputes": self.disputes,
+            "topup_attempt": self.topup_attempt,
             "updated_at": now,
         }
 
@@ -73,6 +78,7 @@ class Payment:
             charges={k: dict(v) for k, v in (data.get("charges") or {}).items()},
             refund_claimed=int(data.get("refund_claimed") or 0),
             disputes={k: dict(v) for k, v in (data.get("disputes") or {}).items()},
+            topup_attempt=data.get("topup_attempt"),
         )
 
 

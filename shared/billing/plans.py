@@ -15,6 +15,9 @@ Rules enforced here (all pure: no I/O):
   refund or dispute goes to the user of its payment (`stripe_payments/{payment_intent}`);
 - an event that cannot be applied (unknown user, no catalog price, an object that cannot be
   read) raises `CannotApply`; a charge naming an invoice pays a subscription: `ignored`;
+- `payment_intent.succeeded` and `.payment_failed` carrying `metadata.topup_attempt_id` settle
+  that auto top-up attempt (`decide_topup`, reading the attempt and, on success, the payment's
+  document); without it they are `ignored`;
 - a type without a planner is `ignored`.
 """
 
@@ -25,11 +28,11 @@ from typing import Any, Callable, Optional, Union
 
 from ..common.errors import CannotApply
 from ..common.validation import text_problem
-from ..ledger import collections
+from ..ledger import autotopup, collections
 from ..ledger.idempotency import Once
 from . import addons, decisions, events, subscriptions
 from .catalog import Catalog
-from .decisions import DisputeFact, EventChange, PackPurchase, PlanLine, Refund, SubscriptionEnd
+from .decisions import DisputeFact, EventChange, PackPurchase, PlanLine, Refund, SubscriptionEnd, TopupResult
 from .events import Event
 from .journal import JournalEntry
 from .outcomes import Outcome
@@ -196,6 +199,22 @@ def _dispute_closed(event: Event, journal: JournalEntry, catalog: Catalog) -> Pl
     return _dispute(event, journal, closed=True)
 
 
+def _payment_intent(event: Event, journal: JournalEntry, catalog: Catalog) -> Planned:
+    intent = events.payment_intent(event.object)
+    if intent.attempt_id is None:
+        return Answer(Outcome.IGNORED, f"payment intent {intent.payment_intent} is not an auto top-up's")
+    if event.type == "payment_intent.succeeded":
+        outcome = autotopup.ChargeOutcome(autotopup.SUCCEEDED, payment_intent=intent.payment_intent)
+    else:
+        outcome = autotopup.outcome_of_error(intent.error_code, intent.decline_code, intent.advice_code,
+                                             intent.payment_intent)
+    if intent.user_id is None:
+        raise CannotApply(f"payment intent {intent.payment_intent} names no metadata.user_id")
+    result = TopupResult(intent.attempt_id, outcome, intent.client_secret)
+    return Plan(journal, decisions.decide_topup, result, intent.payment_intent,
+                (applied("payment_intent", f"{intent.payment_intent}:{event.type}"),), intent.user_id)
+
+
 def _subscription_event(event: Event, journal: JournalEntry, decide, marker_kind: str, ended: bool = False) -> Planned:
     subscription = events.subscription(event.object)
     if ended:
@@ -232,6 +251,8 @@ PLANNERS: dict[str, Callable[[Event, JournalEntry, Catalog], Planned]] = {
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
     "charge.dispute.closed": _dispute_closed,
+    "payment_intent.succeeded": _payment_intent,
+    "payment_intent.payment_failed": _payment_intent,
 }
 
 
@@ -266,6 +287,8 @@ def build(plan_: Plan, gathered: Gathered) -> Built:
     """What to commit for a plan, given what was gathered for it."""
     if plan_.session_id is not None:
         return _pack(plan_, gathered)
+    if isinstance(plan_.inputs, TopupResult):
+        return _change(plan_, gathered.user_id, plan_.inputs, plan_.inputs.documents)
     if plan_.payment_intent is not None:
         return _money_back(plan_, gathered)
     return _change(plan_, gathered.user_id, plan_.inputs)

@@ -9,6 +9,13 @@ Rules enforced here:
   `STRIPE_API_BASE` (default Stripe's), every page of them; a fault that may heal (network,
   rate limit, Stripe 5xx) is `StripeUnavailable`, a refusal (unknown session, bad key) is
   `CannotApply` (the event is kept for replay);
+- auto top-up reads a price (`GET /v1/prices/{id}`) and a customer's default payment method
+  (`GET /v1/customers/{id}`), and creates a PaymentIntent off-session (`POST /v1/payment_intents`)
+  with the attempt id as Stripe's `Idempotency-Key`, so a repeated call is answered with the same
+  PaymentIntent; Stripe's refusal of a charge (a card error, or another 4xx) is an answer in
+  plain values (`IntentAnswer`: code, decline code, advice code, the PaymentIntent), while a
+  connection fault, a rate limit or a Stripe 5xx is `StripeUnavailable`, so the trigger is
+  delivered again and the same key makes the same charge;
 - settings are read and validated once per instance; the API client is built on first use.
 """
 
@@ -99,6 +106,89 @@ def _api() -> stripe.StripeClient:
         max_network_retries=API_RETRIES,
         http_client=stripe.RequestsClient(timeout=API_TIMEOUT_S),
     )
+
+
+@dataclass(frozen=True)
+class Price:
+    unit_amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class IntentAnswer:
+    """What a PaymentIntent create call answered: the PaymentIntent, or Stripe's refusal."""
+
+    payment_intent: Optional[str]
+    status: Optional[str] = None
+    client_secret: Optional[str] = None
+    # Set when Stripe refused the call (`error_type`: `card_error`, `invalid_request_error`...).
+    error_type: Optional[str] = None
+    code: Optional[str] = None
+    decline_code: Optional[str] = None
+    advice_code: Optional[str] = None
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)):
+        return True
+    status = getattr(exc, "http_status", None) or 0
+    return status >= 500 or status in (409, 429)
+
+
+def _missing(exc: Exception) -> bool:
+    error = (getattr(exc, "json_body", None) or {}).get("error") or {}
+    return getattr(exc, "http_status", None) == 404 or error.get("code") == "resource_missing"
+
+
+def price(price_id: str) -> Optional[Price]:
+    """A price's unit amount and currency (None: Stripe has no such price, or it has no unit amount)."""
+    try:
+        found = _api().v1.prices.retrieve(price_id).to_dict()
+    except stripe.StripeError as exc:
+        if _transient(exc):
+            raise StripeUnavailable(f"the Stripe API could not be reached or failed ({type(exc).__name__})") from exc
+        if _missing(exc):
+            return None
+        raise CannotApply(f"the Stripe API refused price {price_id} ({exc.http_status})") from exc
+    if not isinstance(found.get("unit_amount"), int):
+        return None
+    return Price(found["unit_amount"], str(found.get("currency") or "usd"))
+
+
+def default_payment_method(customer_id: str) -> tuple[bool, Optional[str]]:
+    """(whether the customer exists, its `invoice_settings.default_payment_method` or None)."""
+    try:
+        found = _api().v1.customers.retrieve(customer_id).to_dict()
+    except stripe.StripeError as exc:
+        if _transient(exc):
+            raise StripeUnavailable(f"the Stripe API could not be reached or failed ({type(exc).__name__})") from exc
+        if _missing(exc):
+            return False, None
+        raise CannotApply(f"the Stripe API refused customer {customer_id} ({exc.http_status})") from exc
+    if found.get("deleted"):
+        return False, None
+    method = (found.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
+    return True, method if isinstance(method, str) and method else None
+
+
+def create_payment_intent(idempotency_key: str, amount: int, currency: str, customer: str, payment_method: str,
+                          metadata: dict[str, str]) -> IntentAnswer:
+    """Charge off-session now; Stripe answers a repeat of `idempotency_key` with the first answer."""
+    params = {"amount": amount, "currency": currency, "customer": customer, "payment_method": payment_method,
+              "off_session": True, "confirm": True, "metadata": metadata}
+    try:
+        intent = _api().v1.payment_intents.create(params, {"idempotency_key": idempotency_key}).to_dict()
+    except stripe.StripeError as exc:
+        if _transient(exc):
+            raise StripeUnavailable(f"the Stripe API could not be reached or failed ({type(exc).__name__})") from exc
+        error = (exc.json_body or {}).get("error") or {}
+        intent = error.get("payment_intent") or {}
+        return IntentAnswer(intent.get("id"), intent.get("status"), intent.get("client_secret"),
+                            error.get("type") or "api_error", error.get("code"), error.get("decline_code"),
+                            error.get("advice_code"))
+    return IntentAnswer(intent.get("id"), intent.get("status"), intent.get("client_secret"))
 
 
 def checkout_line_items(session_id: str) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ class Decision:
     documents: Optional[dict[str, dict[str, Any]]] = None
     # Fields of the user document the decision writes (the subscription timeline).
     user_fields: Optional[dict[str, Any]] = None
+    # Money back on an auto top-up's payment: the user's auto top-up setting stops in the same commit.
+    disables_topup: bool = False
 
     @property
     def writes(self) -> bool:

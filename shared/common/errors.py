@@ -33,6 +33,13 @@ class InvalidRequest(CreditsError):
     code = "invalid_request"
 
 
+class UnknownPrice(CreditsError):
+    """An auto top-up setting names a price that is not an add-on of the catalog."""
+
+    status = 400
+    code = "unknown_price"
+
+
 class NotFound(CreditsError):
     """No route matches the request path."""
 

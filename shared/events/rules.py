@@ -11,6 +11,13 @@ Rules enforced here:
   threshold of 0 or less means none; both sides are the balance as `GET /balance` shows it at the
   change's time, with expired holds counted as given back, so whether the hold sweep wrote their
   release between two changes makes no difference to which `balance.low` events are published;
+- an auto top-up attempt (`credits_topups`) publishes `topup.succeeded`, `topup.failed` or
+  `topup.action_required` (with the PaymentIntent's `client_secret`) when a write moves its
+  status to that outcome; a pending or canceled attempt publishes nothing; a user document whose
+  `auto_topup` state becomes `disabled` publishes `topup.disabled` (its data names the attempt
+  that was pending, if any, and the reason); each is published once per outcome:
+    topup.<outcome>      "topup.<outcome>:" + attempt id
+    topup.disabled       "topup.disabled:users_credits/" + user id + "@" + update_time
 - a deleted document publishes nothing (there is no balance or record left to show);
 - every message's `event_id` is derived from what identifies the change, never from the
   delivery, so every redelivery of the same change carries the same id:
@@ -41,7 +48,12 @@ USERS = "users_credits"
 TRANSACTION_CREATED = "transaction.created"
 BALANCE_UPDATED = "balance.updated"
 BALANCE_LOW = "balance.low"
-EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_UPDATED, BALANCE_LOW)
+TOPUPS = "credits_topups"
+TOPUP_SUCCEEDED, TOPUP_FAILED = "topup.succeeded", "topup.failed"
+TOPUP_ACTION_REQUIRED, TOPUP_DISABLED = "topup.action_required", "topup.disabled"
+EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_UPDATED, BALANCE_LOW, TOPUP_SUCCEEDED, TOPUP_FAILED,
+               TOPUP_ACTION_REQUIRED, TOPUP_DISABLED)
+_ATTEMPT_EVENTS = {"succeeded": TOPUP_SUCCEEDED, "failed": TOPUP_FAILED, "action_required": TOPUP_ACTION_REQUIRED}
 
 # What the balance response shows, less `last_updated` (which every commit moves).
 _SHOWN = ("credits_monthly", "credits_permanent", "total_earned", "total_spent")
@@ -126,6 +138,38 @@ def balance_messages(
     return messages
 
 
+def topup_messages(attempt_id: str, value: Optional[Mapping[str, Any]],
+                   old_value: Optional[Mapping[str, Any]]) -> list[Message]:
+    """The attempt's outcome event when this write moved it to that outcome."""
+    if not value:
+        return []
+    status = value.get("status")
+    event_type = _ATTEMPT_EVENTS.get(status) if isinstance(status, str) else None
+    if event_type is None or (old_value or {}).get("status") == status:
+        return []
+    user_id = str(value.get("user_id"))
+    data = {"user_id": user_id, "attempt_id": value.get("attempt_id") or attempt_id, "credits": value.get("credits"),
+            "payment_intent": value.get("payment_intent"), "reason": value.get("reason")}
+    if event_type == TOPUP_ACTION_REQUIRED:
+        data["client_secret"] = value.get("client_secret")
+    return [Message(event_type, user_id, f"{event_type}:{data['attempt_id']}", data)]
+
+
+def disabled_messages(user_id: str, value: Optional[Mapping[str, Any]], old_value: Optional[Mapping[str, Any]],
+                      update_time: Optional[datetime]) -> list[Message]:
+    """`topup.disabled` when this write made the user's auto top-up setting `disabled`."""
+    new = (value or {}).get("auto_topup")
+    old = (old_value or {}).get("auto_topup")
+    if not isinstance(new, Mapping) or new.get("status") != "disabled":
+        return []
+    if isinstance(old, Mapping) and old.get("status") == "disabled":
+        return []
+    data = {"user_id": user_id, "attempt_id": old.get("pending_attempt") if isinstance(old, Mapping) else None,
+            "credits": new.get("credits"), "payment_intent": None, "reason": new.get("reason")}
+    change = f"{USERS}/{user_id}@{_stamp(update_time)}"
+    return [Message(TOPUP_DISABLED, user_id, f"{TOPUP_DISABLED}:{change}", data)]
+
+
 def _effective(user_id: str, data: Optional[Mapping[str, Any]], at: Optional[datetime]) -> int:
     """The balance `GET /balance` would show for `data` at `at`: expired holds count as given back."""
     if at is None:
@@ -142,9 +186,12 @@ def messages_for(
 ) -> list[Message]:
     """Every message a change of the document at `path` publishes, in publishing order."""
     parts = path.strip("/").split("/")
-    if len(parts) != 2 or parts[0] not in (TRANSACTIONS, USERS) or not parts[1]:
-        raise InvalidPayload(f"{path!r} is not a document of {TRANSACTIONS} or {USERS}")
+    if len(parts) != 2 or parts[0] not in (TRANSACTIONS, USERS, TOPUPS) or not parts[1]:
+        raise InvalidPayload(f"{path!r} is not a document of {TRANSACTIONS}, {USERS} or {TOPUPS}")
     collection, document_id = parts
     if collection == TRANSACTIONS:
         return transaction_messages(document_id, value)
-    return balance_messages(document_id, value, old_value, update_time, default_threshold)
+    if collection == TOPUPS:
+        return topup_messages(document_id, value, old_value)
+    return (balance_messages(document_id, value, old_value, update_time, default_threshold)
+            + disabled_messages(document_id, value, old_value, update_time))

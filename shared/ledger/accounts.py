@@ -32,6 +32,7 @@ _EARNING_TYPES = frozenset(
     {
         TransactionType.SUBSCRIPTION_GRANT,
         TransactionType.ADDON_PURCHASE,
+        TransactionType.AUTO_TOPUP,
         TransactionType.PROMO_GRANT,
         TransactionType.ADJUSTMENT,
     }

@@ -18,7 +18,11 @@ Rules enforced here:
   disabled or removed before the charge cancels the attempt (nothing charged); a refund or dispute
   of a top-up payment disables (`payment_reversed`);
 - putting a setting (even the same one) makes it `active` with 0 failures and no backoff; a
-  failed or canceled attempt no longer counts against the month's limit.
+  failed or canceled attempt no longer counts against the month's limit;
+- every committed change is checked (`with_due_attempt`, run by the kernel on each decision):
+  the balance compared is the one the change leaves, with the setting as the change leaves it,
+  and the attempt and the setting naming it are written in that same commit; a change that
+  writes nothing, or a user without a setting, costs nothing more.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Mapping, Optional
 
 from ..common import ids
 from . import collections
+from .change import REMOVED, Change
 
 FIELD = "auto_topup"
 
@@ -144,6 +149,47 @@ class ChargeOutcome:
     payment_intent: Optional[str] = None
 
 
+def outcome_of_error(code: Optional[str], decline_code: Optional[str], advice_code: Optional[str],
+                     payment_intent: Optional[str]) -> ChargeOutcome:
+    """A refused create call (or a failed PaymentIntent's `last_payment_error`) in the contract's terms:
+    authentication needed is taken before any decline; anything else is a failure, its decline
+    code (else its error code) the reason."""
+    if code == "authentication_required" or decline_code == "authentication_required":
+        return ChargeOutcome(ACTION_REQUIRED, decline_code, advice_code, payment_intent)
+    return ChargeOutcome(FAILED, decline_code or code or "payment_failed", advice_code, payment_intent)
+
+
+def outcome_of_intent(status: Optional[str], payment_intent: Optional[str]) -> Optional[ChargeOutcome]:
+    """A PaymentIntent's status as an outcome; None while Stripe has not decided (`processing`)."""
+    if status == "succeeded":
+        return ChargeOutcome(SUCCEEDED, payment_intent=payment_intent)
+    if status in ("requires_action", "requires_confirmation"):
+        return ChargeOutcome(ACTION_REQUIRED, payment_intent=payment_intent)
+    if status in ("requires_payment_method", "canceled"):
+        return ChargeOutcome(FAILED, "payment_failed", payment_intent=payment_intent)
+    return None
+
+
+def should_charge(attempt: Optional[Mapping[str, Any]], setting: Optional[TopupSetting]) -> Optional[bool]:
+    """Whether a pending attempt is charged (True), canceled (False: its setting was removed,
+    stopped or no longer names it), or left alone (None: not pending, already settled)."""
+    if attempt is None or attempt.get("status") != PENDING:
+        return None
+    return (setting is not None and setting.enabled and setting.status == ACTIVE
+            and setting.pending_attempt == attempt.get("attempt_id"))
+
+
+def settles(attempt: Optional[Mapping[str, Any]], outcome: ChargeOutcome) -> bool:
+    """Whether `outcome` settles the attempt now: a pending one settles once; one waiting for
+    action only by that same PaymentIntent's success; a settled one never again."""
+    if attempt is None:
+        return False
+    if attempt.get("status") == PENDING:
+        return True
+    return (attempt.get("status") == ACTION_REQUIRED and outcome.kind == SUCCEEDED
+            and outcome.payment_intent is not None and attempt.get("payment_intent") == outcome.payment_intent)
+
+
 def is_hard_decline(outcome: ChargeOutcome) -> bool:
     return outcome.decline_code in HARD_DECLINES or outcome.advice_code == "do_not_try_again"
 
@@ -208,3 +254,29 @@ def view(setting: Optional[TopupSetting], now: datetime) -> Optional[dict[str, A
         "this_month": setting.counted(now),
         "pending_attempt": setting.pending_attempt,
     }
+
+
+def setting_of(user_data: Optional[Mapping[str, Any]]) -> Optional[TopupSetting]:
+    """The setting stored on a user document (None: none, or one this code cannot read)."""
+    return TopupSetting.from_dict((user_data or {}).get(FIELD))
+
+
+def with_due_attempt(change: Change, user_data: Optional[Mapping[str, Any]], now: datetime) -> Change:
+    """`change` with the attempt it makes due (and the setting naming it) in the same commit.
+
+    `user_data` is the user document the change was decided on; the setting compared is the one
+    the change leaves (a settings change may put, remove or stop it).
+    """
+    account = change.account
+    if account is None:
+        return change
+    raw = change.user_fields[FIELD] if FIELD in change.user_fields else (user_data or {}).get(FIELD)
+    if raw is None or raw is REMOVED:
+        return change
+    balance = account.legacy_balance if account.legacy_balance is not None else account.balance
+    due = decide_attempt(account.user_id, TopupSetting.from_dict(raw), balance, now)
+    if due is None:
+        return change
+    attempt, after = due
+    return change.merge(Change(result=change.result, create={attempt.path: attempt.document},
+                               user_fields={FIELD: after.to_dict()}))

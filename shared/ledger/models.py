@@ -53,6 +53,7 @@ class TransactionType(str, Enum):
     ADDON_PURCHASE = "addon_purchase"
     ADDON_REFUNDED = "addon_refunded"
     ADDON_REINSTATED = "addon_reinstated"
+    AUTO_TOPUP = "auto_topup"
     PROMO_GRANT = "promo_grant"
     SPENT = "spent"
     REFUND = "refund"

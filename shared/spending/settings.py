@@ -8,8 +8,14 @@ Rules enforced here:
   then removed, never stored as null); a stored value that is not such an integer (written by
   another tool) reads as null, as `balance.low` ignores it;
 - a `PUT` changes only the settings it names; an empty object, or any field that is not a
-  setting this API takes, is `invalid_request` (`auto_topup` is one of them until auto top-up
-  exists: a setting is added by giving it a field in `SettingsBody` and a writer in `WRITERS`);
+  setting this API takes, is `invalid_request` (a setting is added by giving it a field in
+  `SettingsBody` and a writer in `WRITERS`);
+- `auto_topup` (CONTRACT section 9) is validated here field by field (`AutoTopupBody`: strict
+  types, defaults, no unknown field); whether its `price_id` is a catalog add-on is decided at the
+  edge, which knows the catalog and passes the credits one attempt grants; a `PUT` of it replaces
+  the whole setting and restarts its state (`autotopup.put_setting`), even when it is the same
+  one, and null removes it; the attempt such a `PUT` makes due is created by the kernel in the
+  same commit, like any change's;
 - a `PUT` that changes nothing writes nothing (a user with no record stays without one);
 - a legacy document is migrated by the commit that first changes its settings, with its
   `migration` record, like any other change.
@@ -21,8 +27,11 @@ from typing import Annotated, Any, Callable, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..common.errors import InvalidRequest
-from ..ledger import accounts, records
+from datetime import datetime
+
+from ..common.validation import text_problem
+from ..ledger import accounts, autotopup, records
+from ..ledger.autotopup import TopupSetting
 from ..ledger.change import REMOVED, Change, Snapshot
 
 LOW_BALANCE_THRESHOLD = "low_balance_threshold"
@@ -30,6 +39,37 @@ AUTO_TOPUP = "auto_topup"
 MAX_THRESHOLD = 1_000_000_000
 
 Threshold = Annotated[int, Field(strict=True, ge=1, le=MAX_THRESHOLD)]
+StripeId = Annotated[str, Field(strict=True, min_length=1, max_length=255)]
+
+
+class AutoTopupBody(BaseModel):
+    """`auto_topup` as a `PUT` gives it; a field left out takes its default."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    enabled: bool
+    threshold: Threshold
+    price_id: StripeId
+    quantity: Annotated[int, Field(strict=True, ge=1, le=100)] = 1
+    monthly_limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 5
+    customer: Optional[StripeId] = None
+    payment_method: Optional[StripeId] = None
+
+    @model_validator(mode="after")
+    def _plain_ids(self) -> "AutoTopupBody":
+        for name in ("price_id", "customer", "payment_method"):
+            value = getattr(self, name)
+            problem = text_problem(value) if value is not None else None
+            if problem or (value is not None and "/" in value):
+                raise ValueError(f"{name} is not a Stripe id")
+        return self
+
+    def setting(self, credits_per_unit: int) -> TopupSetting:
+        """The setting stored, with the credits one attempt grants (`permanent_credits x quantity`)."""
+        return TopupSetting(enabled=self.enabled, threshold=self.threshold, price_id=self.price_id,
+                            credits=credits_per_unit * self.quantity, quantity=self.quantity,
+                            monthly_limit=self.monthly_limit, customer=self.customer,
+                            payment_method=self.payment_method)
 
 
 class SettingsBody(BaseModel):
@@ -38,6 +78,7 @@ class SettingsBody(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     low_balance_threshold: Optional[Threshold] = None
+    auto_topup: Optional[AutoTopupBody] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -58,38 +99,47 @@ def _threshold_of(user_data: Optional[Mapping[str, Any]]) -> Optional[int]:
     return None
 
 
-def settings_view(user_id: str, user_data: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+def settings_view(user_id: str, user_data: Optional[Mapping[str, Any]], now: datetime) -> dict[str, Any]:
     """`GET /users/{user_id}/settings` of a stored user document (None: no record)."""
     return {
         "user_id": user_id,
         LOW_BALANCE_THRESHOLD: _threshold_of(user_data),
-        # Auto top-up is not offered yet: no user has a setting.
-        AUTO_TOPUP: None,
+        AUTO_TOPUP: autotopup.view(autotopup.setting_of(user_data), now),
     }
 
 
-def _write_threshold(value: Optional[int]) -> Any:
+def _write_threshold(value: Optional[int], user_data: Optional[Mapping[str, Any]]) -> Any:
     return REMOVED if value is None else value
 
 
-# How each setting is stored on the user document: its value, or REMOVED to clear it.
-WRITERS: dict[str, Callable[[Any], Any]] = {LOW_BALANCE_THRESHOLD: _write_threshold}
+def _write_topup(value: Optional[TopupSetting], user_data: Optional[Mapping[str, Any]]) -> Any:
+    if value is None:
+        return REMOVED
+    return autotopup.put_setting(value, autotopup.setting_of(user_data)).to_dict()
 
 
-def refuse_unsupported(body: Mapping[str, Any]) -> None:
-    """`invalid_request` naming the settings this API cannot change yet (before the body's own check)."""
-    if AUTO_TOPUP in body:
-        raise InvalidRequest("auto_topup cannot be set yet", fields=[
-            {"field": AUTO_TOPUP, "problem": "auto top-up is not available yet; only low_balance_threshold can be set"}
-        ])
+# How each setting is stored on the user document (given what is stored): its value, or REMOVED.
+WRITERS: dict[str, Callable[[Any, Optional[Mapping[str, Any]]], Any]] = {
+    LOW_BALANCE_THRESHOLD: _write_threshold,
+    AUTO_TOPUP: _write_topup,
+}
+
+
+def _unchanged(name: str, value: Any, current: Mapping[str, Any]) -> bool:
+    # A put auto top-up setting always restarts its state, so only its removal can change nothing.
+    if name == AUTO_TOPUP:
+        return value is None and current.get(name) is None
+    return current.get(name) == value
 
 
 def decide_settings(snap: Snapshot, changes: Mapping[str, Any]) -> Change[dict[str, Any]]:
     """The settings change: the named settings written on the user document, or nothing if they
-    already hold those values; its result is what `GET` answers after it."""
+    already hold those values; its result is what `GET` answers after it (before the attempt the
+    commit may add, which `settings_service` reads back)."""
     user_id = snap.account.user_id
-    current = settings_view(user_id, snap.user_data)
-    stored = {name: WRITERS[name](value) for name, value in changes.items() if current.get(name) != value}
+    current = settings_view(user_id, snap.user_data, snap.now)
+    stored = {name: WRITERS[name](value, snap.user_data) for name, value in changes.items()
+              if not _unchanged(name, value, current)}
     if not stored:
         return Change(result=current)
     account, migration = accounts.migrate(snap.account)
@@ -98,4 +148,4 @@ def decide_settings(snap: Snapshot, changes: Mapping[str, Any]) -> Change[dict[s
         if value is REMOVED:
             after.pop(name, None)
     written = records.records(user_id, migration, None, snap.now, at=snap.position) if migration else []
-    return Change(result=settings_view(user_id, after), account=account, records=written, user_fields=stored)
+    return Change(result=settings_view(user_id, after, snap.now), account=account, records=written, user_fields=stored)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from ..common import log
 from ..common.errors import Unavailable
-from ..ledger import codec, collections, holds
+from ..ledger import autotopup, codec, collections, holds
 from ..ledger.change import Change, Snapshot
 from . import known, outcome, wire
 from .client import TRANSIENT, client, deadline, unavailable, utcnow
@@ -72,10 +72,14 @@ def decide_settled(decide: Callable[[Snapshot], Change[R]], snapshot: Snapshot) 
     """Run `decide` on the snapshot with expired holds given back, and put their releases in its change.
 
     Every change to a user goes through here, so an expired hold is released by the first change
-    that commits to its user, in that change's commit.
+    that commits to its user, in that change's commit; and the auto top-up attempt a change makes
+    due (its balance left below the user's threshold) is created in that change's commit too, so
+    no change crosses the threshold unchecked and the pending attempt named on the user document
+    keeps a second one from starting.
     """
     settled, released = holds.settle_expired(snapshot)
-    return settled, released.merge(decide(settled))
+    change = released.merge(decide(settled))
+    return settled, autotopup.with_due_attempt(change, settled.user_data, settled.now)
 
 
 def change_user(

@@ -261,6 +261,19 @@ def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
     return [snap.to_dict() for snap in _page(query, "expired_holds")]
 
 
+def stale_attempts(before: datetime, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` auto top-up attempts still `pending` that were created before `before`, oldest first."""
+    query = (
+        client()
+        .collection(collections.TOPUPS)
+        .where(filter=FieldFilter("status", "==", "pending"))
+        .where(filter=FieldFilter("created_at", "<", before))
+        .order_by("created_at")
+        .limit(limit)
+    )
+    return [snap.to_dict() for snap in _page(query, "stale_attempts")]
+
+
 def list_holds(user_id: str, statuses: Optional[tuple[str, ...]], limit: int,
                after: Optional[tuple[datetime, str]] = None) -> list[dict[str, Any]]:
     """Up to `limit` of the user's hold documents (those whose stored `status` is one of

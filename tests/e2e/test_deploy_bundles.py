@@ -32,11 +32,11 @@ PROMO_TOPIC = f"projects/{PROJECT}/topics/credits-promo-grants"
 
 # What terraform/main.tf's local.functions adds per function: extra bundle files and settings.
 EXTRA_FILES = {
-    "spend": {"openapi.json": ROOT / "functions" / "spend" / "openapi.json"},
+    "spend": {"openapi.json": ROOT / "functions" / "spend" / "openapi.json", "catalog.json": CATALOG},
     "stripe_webhook": {"catalog.json": CATALOG},
 }
 SETTINGS = {
-    "spend": {"CREDITS_SPEND_ORDER": "permanent_first"},
+    "spend": {"CREDITS_SPEND_ORDER": "permanent_first", "CREDITS_CATALOG": "catalog.json"},
     "stripe_webhook": {
         "CREDITS_CATALOG": "catalog.json",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -47,6 +47,7 @@ SETTINGS = {
     "promo_grant": {},
     "ledger_events": {"CREDITS_LOW_BALANCE": "100"},
     "operator_sweeps": {},
+    "auto_topup": {"STRIPE_API_KEY": "sk_test_bundle", "STRIPE_API_BASE": "http://127.0.0.1:9"},
 }
 
 

@@ -191,3 +191,20 @@ def test_every_refusal_of_the_function_is_in_the_error_envelope(events_app):
     assert wrong_method.headers["allow"] == "POST"
     not_an_event = client.post("/", content=b"{}", headers={"content-type": "application/json"})
     assert not_an_event.status_code == 400 and not_an_event.json()["error"]["code"] == "invalid_request"
+
+
+def test_an_auto_topup_attempt_waiting_for_action_publishes_topup_action_required_with_its_client_secret(
+        deliver, topic):
+    pending = {"attempt_id": "topup_a", "user_id": "u1", "price_id": "price_pack_500", "quantity": 1,
+               "credits": 500, "status": "pending", "created_at": now()}
+    waiting = {**pending, "status": "action_required", "payment_intent": "pi_1", "reason": "authentication_required",
+               "client_secret": "pi_1_secret_x", "settled_at": now()}
+
+    response = deliver("credits_topups/topup_a", waiting, pending)
+
+    assert response.status_code == 200, response.content
+    [message] = topic.pull(1)
+    assert message.attributes == {"event_type": "topup.action_required", "user_id": "u1",
+                                  "event_id": "topup.action_required:topup_a"}
+    assert message.data == {"user_id": "u1", "attempt_id": "topup_a", "credits": 500, "payment_intent": "pi_1",
+                            "reason": "authentication_required", "client_secret": "pi_1_secret_x"}

@@ -16,7 +16,7 @@ from tests.support import openapi
 ERROR_CODES_OF_SPEND = {
     "invalid_request", "not_found", "method_not_allowed", "payload_too_large", "insufficient_credits",
     "idempotency_conflict", "spend_not_found", "hold_not_found", "refund_exceeds_spend",
-    "capture_exceeds_hold", "hold_not_open", "too_many_open_holds", "unavailable",
+    "capture_exceeds_hold", "hold_not_open", "too_many_open_holds", "unavailable", "unknown_price",
 }
 
 

@@ -10,6 +10,7 @@ Bounded and seeded so the run is the same every time and stays well under a minu
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -21,6 +22,8 @@ from tests.support.openapi import DOCUMENT as OPENAPI_DOCUMENT
 from tests.support.servers import serve_function
 
 SEED = 20260101
+CATALOG = Path(__file__).resolve().parents[2] / "config" / "catalog.example.json"
+CATALOG_ADDON = "price_pack_500"
 MAX_EXAMPLES = 25
 
 # What a valid request may be answered with besides 2xx: these are outcomes, not refusals
@@ -32,7 +35,8 @@ ACCEPTED_OUTCOMES = ["2xx", "402", "404", "409", "503"]
 @pytest.fixture(scope="module")
 def spend_url(firestore_emulator):
     firestore_emulator.reset()
-    with serve_function("spend", env={"CREDITS_PAGE_TOKEN_KEY": "fuzz-page-token-key"}) as url:
+    with serve_function("spend", env={"CREDITS_PAGE_TOKEN_KEY": "fuzz-page-token-key",
+                                      "CREDITS_CATALOG": str(CATALOG)}) as url:
         yield url
 
 
@@ -60,7 +64,7 @@ schema = schemathesis.openapi.from_path(
 def _as_one_caller_would_send_it(case) -> None:
     """Valid data as the document cannot say it: a key in both the header and the body must be
     the same key, a page token must be one the API issued (any other is a 400, as the document
-    says), and a time must be one the calendar holds (as_of also not in the future). Negative
+    says), an auto top-up's price must be a catalog add-on (any other is a 400 `unknown_price`), and a time must be one the calendar holds (as_of also not in the future). Negative
     cases go out as generated. (Integers need no help: the document is OpenAPI 3.0, whose integer
     has no fraction, so 286.0 is never sent as a valid amount.)"""
     if case.meta is None or not case.meta.generation.mode.is_positive:
@@ -74,6 +78,9 @@ def _as_one_caller_would_send_it(case) -> None:
             case.body[field] = header
     if case.query and "page_token" in case.query:
         case.query.pop("page_token")
+    topup = case.body.get("auto_topup") if isinstance(case.body, dict) else None
+    if isinstance(topup, dict) and "price_id" in topup:
+        topup["price_id"] = CATALOG_ADDON
     for name in ("as_of", "since", "until"):
         if case.query and name in case.query and not _an_instant(case.query[name], past=name == "as_of"):
             # A time the calendar cannot hold in UTC (year 1 at +05:00), or an as_of in the

@@ -1,5 +1,6 @@
-"""`GET`/`PUT /users/{user_id}/settings`: a user's low-balance threshold, through the real function on
-the emulator (every answer checked against the OpenAPI document by `spend_client`)."""
+"""`GET`/`PUT /users/{user_id}/settings`: a user's low-balance threshold and auto top-up setting,
+through the real function on the emulator (every answer checked against the OpenAPI document by
+`spend_client`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import pytest
 
 from shared.events import rules as event_rules
-from tests.support.ledger import assert_ledger_invariant, dump, records_of, seed, user_doc
+from tests.support.ledger import assert_ledger_invariant, attempts, dump, records_of, seed, user_doc
 
 NO_SETTINGS = {"low_balance_threshold": None, "auto_topup": None}
 
@@ -108,8 +109,12 @@ def test_a_legacy_user_is_migrated_with_its_record_by_its_first_settings_change(
     ({"low_balance_threshold": "5"}, "low_balance_threshold"),
     ({"low_balance_threshold": True}, "low_balance_threshold"),
     ({"low_balance_threshold": 5, "colour": "blue"}, "colour"),
-    ({"auto_topup": None}, "auto_topup"),
-    ({"auto_topup": {"enabled": True, "threshold": 10, "price_id": "price_pack_500"}}, "auto_topup"),
+    ({"auto_topup": {"enabled": True, "threshold": 10}}, "auto_topup.price_id"),
+    ({"auto_topup": {"enabled": "yes", "threshold": 10, "price_id": "price_pack_500"}}, "auto_topup.enabled"),
+    ({"auto_topup": {"enabled": True, "threshold": 10, "price_id": "price_pack_500", "quantity": 0}},
+     "auto_topup.quantity"),
+    ({"auto_topup": {"enabled": True, "threshold": 10, "price_id": "price_pack_500", "status": "active"}},
+     "auto_topup.status"),
 ])
 def test_an_empty_unknown_or_invalid_settings_body_is_400_and_writes_nothing(spend_client, db, body, field):
     seed("eli", permanent=10)
@@ -144,3 +149,50 @@ def test_a_settings_body_over_64_kib_is_413(spend_client, db):
     response = spend_client.put("/users/big/settings", data=body, content_type="application/json")
 
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "payload_too_large"
+
+
+TOPUP = {"enabled": True, "threshold": 100, "price_id": "price_pack_500"}
+
+
+def test_an_auto_topup_put_is_what_get_answers_with_its_state_and_its_defaults(spend_client, db, stripe_settings):
+    seed("ann", permanent=500)
+
+    response = put(spend_client, "ann", {"auto_topup": {**TOPUP, "quantity": 2, "customer": "cus_ann"}})
+
+    assert response.status_code == 200
+    assert response.get_json()["auto_topup"] == {
+        "enabled": True, "threshold": 100, "price_id": "price_pack_500", "quantity": 2, "monthly_limit": 5,
+        "customer": "cus_ann", "payment_method": None, "status": "active", "reason": None, "failures": 0,
+        "this_month": 0, "pending_attempt": None}
+    assert spend_client.get("/users/ann/settings").get_json() == response.get_json()
+    assert user_doc(db, "ann")["auto_topup"]["credits"] == 1000
+    # Above the threshold: no attempt.
+    assert attempts(db) == {}
+
+
+def test_a_price_that_is_not_a_catalog_addon_is_400_unknown_price_and_writes_nothing(spend_client, db,
+                                                                                    stripe_settings):
+    seed("ben", permanent=5)
+    before = dump(db)
+
+    for price in ("price_pro_monthly", "price_nope"):
+        response = put(spend_client, "ben", {"auto_topup": {**TOPUP, "price_id": price}})
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "unknown_price"
+    assert dump(db) == before
+
+
+def test_a_put_below_the_threshold_creates_the_attempt_in_its_own_commit(spend_client, db, stripe_settings):
+    seed("cyd", permanent=20)
+
+    response = put(spend_client, "cyd", {"auto_topup": TOPUP})
+
+    (attempt_id, attempt), = attempts(db).items()
+    assert response.get_json()["auto_topup"]["pending_attempt"] == attempt_id
+    assert response.get_json()["auto_topup"]["this_month"] == 1
+    assert {k: attempt[k] for k in ("user_id", "price_id", "quantity", "credits", "status")} == {
+        "user_id": "cyd", "price_id": "price_pack_500", "quantity": 1, "credits": 500, "status": "pending"}
+    # Putting it again while the attempt is pending starts no second one; null removes the setting.
+    put(spend_client, "cyd", {"auto_topup": TOPUP})
+    assert len(attempts(db)) == 1
+    assert put(spend_client, "cyd", {"auto_topup": None}).get_json()["auto_topup"] is None
+    assert "auto_topup" not in user_doc(db, "cyd")

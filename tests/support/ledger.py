@@ -48,6 +48,14 @@ def journal(db) -> dict[str, dict[str, Any]]:
     return {snap.id: snap.to_dict() for snap in db.collection(collections.WEBHOOK_EVENTS).stream()}
 
 
+def attempts(db, user_id: Optional[str] = None) -> dict[str, dict[str, Any]]:
+    """Auto top-up attempts (`credits_topups`), by attempt id; of one user if named."""
+    query = db.collection(collections.TOPUPS)
+    if user_id is not None:
+        query = query.where(filter=FieldFilter("user_id", "==", user_id))
+    return {snap.id: snap.to_dict() for snap in query.stream()}
+
+
 def records_of(db, user_id: str) -> list[dict[str, Any]]:
     return [
         snap.to_dict()

@@ -98,3 +98,40 @@ def test_putting_a_setting_again_makes_it_active_with_no_failures_and_keeps_the_
 def test_the_setting_round_trips_its_document_and_ignores_one_that_is_not_a_setting():
     assert TopupSetting.from_dict(SETTING.to_dict()) == SETTING
     assert TopupSetting.from_dict({"enabled": True}) is None and TopupSetting.from_dict("x") is None
+
+
+# --- the kernel's check on every change ------------------------------------------------------
+
+def _change(balance, user_fields=None):
+    from shared.ledger.accounts import Account
+    from shared.ledger.change import Change
+
+    return Change(result="r", account=Account("u", 0, balance), user_fields=user_fields or {})
+
+
+def test_a_change_leaving_the_balance_below_the_threshold_carries_the_attempt_and_the_setting_naming_it():
+    data = {"auto_topup": SETTING.to_dict()}
+
+    change = rules.with_due_attempt(_change(99), data, NOW)
+
+    (path, attempt), = change.create.items()
+    assert path == f"credits_topups/{attempt['attempt_id']}" and attempt["user_id"] == "u"
+    assert change.user_fields["auto_topup"]["pending_attempt"] == attempt["attempt_id"]
+    assert change.result == "r"
+
+
+def test_a_change_without_a_setting_or_above_the_threshold_or_writing_nothing_is_left_as_it_is():
+    from shared.ledger.change import REMOVED, Change
+
+    assert rules.with_due_attempt(_change(5), {}, NOW) == _change(5)
+    assert rules.with_due_attempt(_change(100), {"auto_topup": SETTING.to_dict()}, NOW) == _change(100)
+    assert rules.with_due_attempt(Change(result=None), {"auto_topup": SETTING.to_dict()}, NOW) == Change(result=None)
+    removed = _change(5, {"auto_topup": REMOVED})
+    assert rules.with_due_attempt(removed, {"auto_topup": SETTING.to_dict()}, NOW) == removed
+
+
+def test_the_setting_the_change_leaves_is_the_one_checked():
+    put = _change(5, {"auto_topup": SETTING.to_dict()})
+    assert rules.with_due_attempt(put, {}, NOW).create
+    stopped = _change(5, {"auto_topup": replace(SETTING, enabled=False).to_dict()})
+    assert not rules.with_due_attempt(stopped, {"auto_topup": SETTING.to_dict()}, NOW).create

@@ -166,3 +166,44 @@ def test_balance_low_is_the_same_whether_or_not_the_sweep_released_an_expired_ho
 def test_an_open_hold_not_yet_expired_counts_as_taken():
     held = _held(100, 60, expires_at=T2)
     assert _low_events([(doc(0, 100), T1), (held, T1)]) == [40]
+
+
+# --- auto top-up ------------------------------------------------------------------------------
+
+ATTEMPT = {"attempt_id": "topup_a", "user_id": "u1", "credits": 500, "status": "pending", "payment_intent": None,
+           "reason": None}
+
+
+@pytest.mark.parametrize("status, reason, event_type", [
+    ("succeeded", None, "topup.succeeded"), ("failed", "lost_card", "topup.failed"),
+    ("action_required", "authentication_required", "topup.action_required"),
+])
+def test_an_attempt_settled_publishes_its_outcome_once(status, reason, event_type):
+    settled = {**ATTEMPT, "status": status, "payment_intent": "pi_1", "reason": reason, "client_secret": "pi_1_secret"}
+
+    [message] = rules.messages_for("credits_topups/topup_a", settled, ATTEMPT, None, 0)
+
+    assert (message.event_type, message.user_id, message.event_id) == (event_type, "u1", f"{event_type}:topup_a")
+    expected = {"user_id": "u1", "attempt_id": "topup_a", "credits": 500, "payment_intent": "pi_1", "reason": reason}
+    if status == "action_required":
+        expected["client_secret"] = "pi_1_secret"
+    assert message.data == expected
+    assert rules.messages_for("credits_topups/topup_a", settled, settled, None, 0) == []
+
+
+@pytest.mark.parametrize("status", ["pending", "canceled"])
+def test_a_pending_or_canceled_attempt_publishes_nothing(status):
+    assert rules.messages_for("credits_topups/topup_a", {**ATTEMPT, "status": status}, None, None, 0) == []
+
+
+def test_a_setting_becoming_disabled_publishes_topup_disabled_once():
+    setting = {"status": "active", "credits": 500, "pending_attempt": "topup_a", "reason": None}
+    old = {"user_id": "u1", "credits_permanent": 10, "auto_topup": setting}
+    new = {**old, "auto_topup": {**setting, "status": "disabled", "reason": "card_declined", "pending_attempt": None}}
+
+    [message] = rules.messages_for("users_credits/u1", new, old, T2, 0)
+
+    assert message.event_type == "topup.disabled"
+    assert message.data == {"user_id": "u1", "attempt_id": "topup_a", "credits": 500, "payment_intent": None,
+                            "reason": "card_declined"}
+    assert rules.messages_for("users_credits/u1", new, new, T2, 0) == []

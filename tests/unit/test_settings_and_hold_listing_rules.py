@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from shared.common.errors import InvalidRequest
 from shared.ledger.change import REMOVED, Snapshot
 from shared.ledger.codec import read_account
 from shared.spending import page_tokens
 from shared.spending.holds import listed, stored_statuses
-from shared.spending.settings import SettingsBody, decide_settings, refuse_unsupported, settings_view
+from shared.common.errors import InvalidRequest
+from shared.ledger.autotopup import TopupSetting
+from shared.spending.settings import AutoTopupBody, SettingsBody, decide_settings, settings_view
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -29,12 +30,12 @@ def user(**extra):
 
 
 def test_a_user_with_no_record_has_null_settings():
-    assert settings_view("u", None) == {"user_id": "u", "low_balance_threshold": None, "auto_topup": None}
+    assert settings_view("u", None, NOW) == {"user_id": "u", "low_balance_threshold": None, "auto_topup": None}
 
 
 @pytest.mark.parametrize("stored", [0, -3, 5.0, "5", True, 1_000_000_001, None])
 def test_a_stored_threshold_that_is_not_a_valid_integer_reads_as_none(stored):
-    assert settings_view("u", user(low_balance_threshold=stored))["low_balance_threshold"] is None
+    assert settings_view("u", user(low_balance_threshold=stored), NOW)["low_balance_threshold"] is None
 
 
 def test_setting_a_threshold_writes_it_beside_the_pools_and_answers_what_get_will():
@@ -62,7 +63,7 @@ def test_a_change_to_what_is_already_set_writes_nothing(data, changes):
     change = decide_settings(snapshot(data), changes)
 
     assert not change.writes_anything
-    assert change.result == settings_view("u", data)
+    assert change.result == settings_view("u", data, NOW)
 
 
 def test_a_legacy_document_is_migrated_with_its_record_by_a_settings_change():
@@ -86,11 +87,45 @@ def test_an_empty_unknown_or_invalid_settings_body_is_refused(body):
         SettingsBody.model_validate(body)
 
 
-def test_auto_topup_is_refused_by_name_until_it_is_offered():
-    with pytest.raises(InvalidRequest) as refused:
-        refuse_unsupported({"auto_topup": None})
-    assert refused.value.details["fields"][0]["field"] == "auto_topup"
-    refuse_unsupported({"low_balance_threshold": 3})
+TOPUP = {"enabled": True, "threshold": 100, "price_id": "price_pack_500"}
+
+
+def test_an_auto_topup_body_takes_its_defaults_and_the_credits_of_its_quantity():
+    body = SettingsBody.model_validate({"auto_topup": {**TOPUP, "quantity": 3}}).auto_topup
+
+    setting = body.setting(500)
+    assert (setting.quantity, setting.monthly_limit, setting.credits) == (3, 5, 1500)
+    assert (setting.customer, setting.payment_method, setting.status) == (None, None, "active")
+
+
+@pytest.mark.parametrize("topup", [
+    {"threshold": 100, "price_id": "p"}, {**TOPUP, "enabled": 1}, {**TOPUP, "threshold": 0},
+    {**TOPUP, "threshold": 1_000_000_001}, {**TOPUP, "quantity": 101}, {**TOPUP, "monthly_limit": 0},
+    {**TOPUP, "price_id": ""}, {**TOPUP, "price_id": "a/b"}, {**TOPUP, "customer": 5}, {**TOPUP, "status": "active"},
+])
+def test_an_invalid_auto_topup_body_is_refused(topup):
+    with pytest.raises(ValidationError):
+        SettingsBody.model_validate({"auto_topup": topup})
+
+
+def test_putting_auto_topup_restarts_its_state_but_keeps_the_month_and_the_pending_attempt():
+    stored = TopupSetting(True, 100, "price_pack_500", 500, status="disabled", reason="repeated_failures", failures=3,
+                          month="2026-03", this_month=2, pending_attempt="a1")
+    data = user(auto_topup=stored.to_dict())
+
+    change = decide_settings(snapshot(data), {"auto_topup": AutoTopupBody.model_validate(TOPUP).setting(500)})
+
+    written = change.user_fields["auto_topup"]
+    assert (written["status"], written["failures"], written["reason"]) == ("active", 0, None)
+    assert (written["this_month"], written["pending_attempt"]) == (2, "a1")
+    assert change.result["auto_topup"]["status"] == "active"
+
+
+def test_removing_auto_topup_removes_the_field_and_removing_none_writes_nothing():
+    stored = TopupSetting(True, 100, "price_pack_500", 500).to_dict()
+    assert decide_settings(snapshot(user(auto_topup=stored)), {"auto_topup": None}).user_fields == {
+        "auto_topup": REMOVED}
+    assert not decide_settings(snapshot(user()), {"auto_topup": None}).writes_anything
 
 
 # --- listing holds -------------------------------------------------------------------------

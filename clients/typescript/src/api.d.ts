@@ -164,7 +164,7 @@ export interface paths {
         get: operations["get_settings"];
         /**
          * Change a user's settings
-         * @description Only the settings named change, in one commit; a change to what is already set writes nothing.
+         * @description Only the settings named change, in one commit, with the auto top-up attempt the change makes due; a change to what is already set writes nothing (a put auto_topup always restarts its state).
          */
         put: operations["put_settings"];
         post?: never;
@@ -223,7 +223,7 @@ export interface components {
             transaction_id: string;
             user_id: string;
             /** @enum {string} */
-            type: "subscription_grant" | "monthly_expired" | "addon_purchase" | "addon_refunded" | "addon_reinstated" | "promo_grant" | "spent" | "refund" | "adjustment" | "migration";
+            type: "subscription_grant" | "monthly_expired" | "addon_purchase" | "addon_refunded" | "addon_reinstated" | "auto_topup" | "promo_grant" | "spent" | "refund" | "adjustment" | "migration";
             /** @enum {string|null} */
             pool: "monthly" | "permanent" | null;
             amount: number;
@@ -485,13 +485,66 @@ export interface components {
             user_id: string;
             /** @description below this balance a change publishes balance.low; null: the deployment's default (CREDITS_LOW_BALANCE) */
             low_balance_threshold: number | null;
-            /** @description the auto top-up setting and its state; always null until auto top-up is offered */
-            auto_topup: Record<string, never> | null;
+            /** @description the auto top-up setting and its state (CONTRACT section 9); null: none */
+            auto_topup: {
+                /** @description a strict boolean; false stops auto top-up */
+                enabled: boolean;
+                /** @description an attempt is made when a change leaves the balance below this */
+                threshold: number;
+                /** @description a catalog add-on price, else 400 unknown_price */
+                price_id: string;
+                quantity: number;
+                /** @description at most this many attempts per calendar month (UTC) that succeeded, are pending or wait for action */
+                monthly_limit: number;
+                /** @description the Stripe customer; default: the one linked to the user by earlier events */
+                customer: string | null;
+                /** @description the payment method; default: the customer's invoice_settings.default_payment_method */
+                payment_method: string | null;
+                /** @enum {string} */
+                status: "active" | "disabled" | "action_required";
+                /** @description why it is not active: card_declined, repeated_failures, missing_payment_method, payment_reversed, authentication_required */
+                reason: string | null;
+                /** @description consecutive failed attempts */
+                failures: number;
+                /** @description attempts counted against monthly_limit this month */
+                this_month: number;
+                /** @description the pending attempt's id (credits_topups/{attempt_id}) */
+                pending_attempt: string | null;
+            } | null;
         };
-        /** @description The settings to change; one left out is left as it is. An empty object or any other field is a 400 (auto_topup too, until auto top-up is offered). */
+        /** @description The settings to change; one left out is left as it is. An empty object or any other field is a 400. */
         SettingsChange: {
             /** @description the user's own threshold for balance.low; null clears it */
             low_balance_threshold?: number | null;
+            /** @description the auto top-up setting, replaced whole (defaults apply to fields left out); null removes it */
+            auto_topup?: {
+                /** @description a strict boolean; false stops auto top-up */
+                enabled: boolean;
+                /** @description an attempt is made when a change leaves the balance below this */
+                threshold: number;
+                /** @description a catalog add-on price, else 400 unknown_price */
+                price_id: string;
+                /** @default 1 */
+                quantity: number;
+                /**
+                 * @description at most this many attempts per calendar month (UTC) that succeeded, are pending or wait for action
+                 * @default 5
+                 */
+                monthly_limit: number;
+                /** @description the Stripe customer; default: the one linked to the user by earlier events */
+                customer?: string | null;
+                /** @description the payment method; default: the customer's invoice_settings.default_payment_method */
+                payment_method?: string | null;
+            } | null;
+        };
+        /** @description auto_topup.price_id is not a catalog add-on; nothing was written */
+        UnknownPriceError: {
+            error: {
+                /** @enum {string} */
+                code: "unknown_price";
+                message: string;
+                fields?: components["schemas"]["FieldProblem"][];
+            };
         };
     };
     responses: {
@@ -987,7 +1040,15 @@ export interface operations {
                     "application/json": components["schemas"]["Settings"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description invalid_request (an invalid body), or unknown_price (auto_topup.price_id is not a catalog add-on) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequestError"] | components["schemas"]["UnknownPriceError"];
+                };
+            };
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];

@@ -10,7 +10,7 @@ from .client import CreditsClient, HoldScope, __version__
 from .errors import (BY_CODE, CaptureExceedsHold, ConnectionFault, CreditsError, HoldNotFound, HoldNotOpen,
                      IdempotencyConflict, InsufficientCredits, InvalidRequest, MethodNotAllowed, NotFound,
                      PayloadTooLarge, RefundExceedsSpend, SpendNotFound, TooManyOpenHolds, Unavailable,
-                     UnexpectedResponse)
+                     UnexpectedResponse, UnknownPrice)
 from .models import (Balance, BalanceAsOf, Hold, Page, PlacedHold, Preview, PreviewEntry, Refund, Settings,
                      Settlement, Spend, Transaction)
 
@@ -19,7 +19,7 @@ __all__ = [
     "BY_CODE", "CreditsError", "CaptureExceedsHold", "ConnectionFault", "HoldNotFound", "HoldNotOpen",
     "IdempotencyConflict", "InsufficientCredits", "InvalidRequest", "MethodNotAllowed", "NotFound",
     "PayloadTooLarge", "RefundExceedsSpend", "SpendNotFound", "TooManyOpenHolds", "Unavailable",
-    "UnexpectedResponse",
+    "UnexpectedResponse", "UnknownPrice",
     "Balance", "BalanceAsOf", "Hold", "Page", "PlacedHold", "Preview", "PreviewEntry", "Refund", "Settings",
     "Settlement", "Spend", "Transaction",
 ]

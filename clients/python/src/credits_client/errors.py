@@ -53,6 +53,14 @@ class IdempotencyConflict(CreditsError):
     code = "idempotency_conflict"
 
 
+class UnknownPrice(CreditsError):
+    """400: `auto_topup.price_id` is not an add-on price of the catalog; `fields` names it."""
+
+    code = "unknown_price"
+    details = {"fields": []}
+    fields: list
+
+
 class RefundExceedsSpend(CreditsError):
     """409: more than what remains of the spend; `refundable` is what remains."""
 
@@ -156,7 +164,7 @@ BY_CODE: dict[str, type[CreditsError]] = {
     cls.code: cls
     for cls in (InvalidRequest, InsufficientCredits, IdempotencyConflict, RefundExceedsSpend, HoldNotOpen,
                 CaptureExceedsHold, TooManyOpenHolds, SpendNotFound, HoldNotFound, NotFound,
-                MethodNotAllowed, PayloadTooLarge, Unavailable)
+                MethodNotAllowed, PayloadTooLarge, Unavailable, UnknownPrice)
     if cls.code
 }
 
