@@ -5,6 +5,7 @@ event script buy, refund and dispute an add-on pack through the real webhook."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -250,3 +251,51 @@ def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_pat
     while any(run_local.port_in_use(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in ports if run_local.port_in_use(p)]
+
+
+def test_a_local_subscription_lives_its_whole_life_through_the_real_webhook(local_stripe, db, capsys, tmp_path,
+                                                                            monkeypatch):
+    from shared.spending import service as spending
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("CREDITS_LOCAL_STATE", str(state))
+    monkeypatch.setenv("CREDITS_CATALOG", str(CATALOG))  # the webhook's catalog: starter 300, pro 1000 (cap 500)
+    user = "local-subscriber"
+
+    def step(*argv, code=0):
+        assert stripe_event.main([*argv, user]) == code
+        return capsys.readouterr()
+
+    def monthly():
+        return user_doc(db, user)["credits_monthly"]
+
+    out = step("subscribe").out
+    assert "checkout.session.completed" in out and "invoice.paid" in out and "price_starter_monthly, period 1" in out
+    assert monthly() == 300
+    spending.spend(user, 100, "a story")
+    step("renew")
+    assert monthly() == 300  # starter rolls nothing over
+    step("upgrade")
+    assert monthly() == 1000  # pro's allowance less what starter granted this period
+    step("renew")
+    assert monthly() == 1500  # pro: 1000, and 500 of the 1000 left
+    assert '"outcome":"ignored"' in step("downgrade").out.replace(" ", "")  # the smaller plan comes at renewal
+    assert monthly() == 1500
+    step("pause")
+    assert monthly() == 0
+    refused = step("renew", code=2)
+    assert "paused" in refused.err and "nothing was sent" in refused.err
+    step("resume")
+    assert monthly() == 0
+    out = step("renew").out
+    assert "price_starter_monthly, period 4" in out and monthly() == 300
+    step("cancel")
+    assert monthly() == 0
+    assert "subscribe local-subscriber" in step("renew", code=2).err
+
+    kept = json.loads((state / "stripe-subscriptions.json").read_text())[user]
+    assert (kept["period"], kept["status"], kept["price"]) == (4, "canceled", "price_starter_monthly")
+    assert not (ROOT / "stripe-subscriptions.json").exists()
+    # A new subscription after the cancellation starts over at period 1.
+    step("subscribe", "--price", "price_pro_monthly")
+    assert monthly() == 1000
