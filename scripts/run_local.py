@@ -244,7 +244,9 @@ class LocalRun:
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> Started:
         log_path = self.log(name)
         with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+            # A session of its own, so stop() reaches the worker processes a server forks too.
+            process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
+                                       start_new_session=True)
         started = Started(name, process, log_path)
         self.started.append(started)
         return started
@@ -334,13 +336,15 @@ class LocalRun:
         stopped += [what for emulator, what in ((self.pubsub, "Pub/Sub emulator"), (self.firestore, "Firestore emulator"))
                     if emulator.process is not None]
         for started in reversed(self.started):
-            if started.process.poll() is None:
-                started.process.terminate()
+            _signal_group(started.process, signal.SIGTERM)
         for started in reversed(self.started):
             try:
                 started.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                started.process.kill()
+                pass
+            # Whatever is left of its group (a worker stuck where no signal handler runs) is killed.
+            _signal_group(started.process, signal.SIGKILL)
+            started.process.wait()
         self.pubsub.stop()
         if self.keep_data and self.firestore.process is not None and self.firestore.answers():
             try:
@@ -351,6 +355,13 @@ class LocalRun:
                 print(f"could not export the Firestore data to {self.keep_data}: {exc}", file=sys.stderr, flush=True)
         self.firestore.stop()
         return stopped
+
+
+def _signal_group(process: subprocess.Popen, number: int) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
