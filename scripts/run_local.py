@@ -15,7 +15,8 @@ The Firestore emulator enforces terraform/firestore.rules on clients, as Google 
 functions and the operator command use the emulator's owner credential, which rules do not govern).
 Every port is checked before anything starts: a port something else serves stops the run with its
 name, so the functions never talk to a stranger's server. Everything listens on 127.0.0.1 only.
-Each process writes its output to a log file of its own under the log directory (printed at start).
+Each process writes its output to a log file of its own under the log directory (printed at start);
+the previous run's logs are moved to `previous/` inside it, so the last two runs' logs are kept.
 Emulator data lives in memory and is lost when the run stops, unless `--keep-data DIR`: then the
 Firestore data is exported to DIR when the run stops and imported from it at the next start.
 """
@@ -115,6 +116,22 @@ def check_ports_free(chosen: dict[str, int]) -> None:
             for name in taken
         ]
         raise RunError("\n".join(lines) + "\nnothing was started.")
+
+
+def rotate_logs(log_dir: Path) -> Optional[Path]:
+    """Move the last run's logs into `log_dir/previous` (replacing the run before it); where they went,
+    or None when there were none."""
+    logs = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
+    if not logs:
+        return None
+    previous = log_dir / "previous"
+    if previous.exists():
+        for old in previous.glob("*.log"):
+            old.unlink()
+    previous.mkdir(parents=True, exist_ok=True)
+    for log in logs:
+        log.rename(previous / log.name)
+    return previous
 
 
 def free_port_hint(number: int) -> int:
@@ -219,6 +236,7 @@ class LocalRun:
         self.pubsub.log_path = log_dir / "pubsub-emulator.log"
         self.started: list[Started] = []
         self.project = os.environ.get("GOOGLE_CLOUD_PROJECT") or PROJECT
+        self.exported = False
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -226,7 +244,9 @@ class LocalRun:
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> Started:
         log_path = self.log(name)
         with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+            # A session of its own, so stop() reaches the worker processes a server forks too.
+            process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
+                                       start_new_session=True)
         started = Started(name, process, log_path)
         self.started.append(started)
         return started
@@ -244,8 +264,9 @@ class LocalRun:
 
     def start(self) -> None:
         check_ports_free(self.chosen)
+        previous = rotate_logs(self.log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        print(f"logs in {self.log_dir}", flush=True)
+        print(f"logs in {self.log_dir}" + (f" (the previous run's in {previous})" if previous else ""), flush=True)
         print(f"starting Firestore emulator on {self.firestore.host} and Pub/Sub emulator on {self.pubsub.host} ...",
               flush=True)
         self.start_emulator(self.firestore, "the Firestore emulator")
@@ -295,6 +316,7 @@ class LocalRun:
             print(f"Firestore data is exported to {self.keep_data} when the run stops (Ctrl-C).")
         else:
             print("Emulator data is in memory only: it is lost when the run stops (keep it with --keep-data DIR).")
+        print("Operator command: `source .venv/bin/activate` in another shell, then `credits --help`.")
         print("Ctrl-C stops everything.", flush=True)
 
     def watch(self) -> None:
@@ -308,23 +330,38 @@ class LocalRun:
                     raise RunError(f"{what} exited; see {emulator.log_path}")
             time.sleep(0.5)
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop everything this run started, in reverse order; what was stopped, by name."""
+        stopped = [started.name for started in reversed(self.started)]
+        stopped += [what for emulator, what in ((self.pubsub, "Pub/Sub emulator"), (self.firestore, "Firestore emulator"))
+                    if emulator.process is not None]
         for started in reversed(self.started):
-            if started.process.poll() is None:
-                started.process.terminate()
+            _signal_group(started.process, signal.SIGTERM)
         for started in reversed(self.started):
             try:
                 started.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                started.process.kill()
+                pass
+            # Whatever is left of its group (a worker stuck where no signal handler runs) is killed.
+            _signal_group(started.process, signal.SIGKILL)
+            started.process.wait()
         self.pubsub.stop()
         if self.keep_data and self.firestore.process is not None and self.firestore.answers():
             try:
                 export_data(self.firestore, self.project, self.keep_data)
+                self.exported = True
                 print(f"Firestore data exported to {self.keep_data}", flush=True)
             except OSError as exc:
                 print(f"could not export the Firestore data to {self.keep_data}: {exc}", file=sys.stderr, flush=True)
         self.firestore.stop()
+        return stopped
+
+
+def _signal_group(process: subprocess.Popen, number: int) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -334,6 +371,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="import the Firestore data from DIR at start (if exported there) and export it there at stop")
     parser.add_argument("--seed", action="store_true",
                         help=f"grant {SEED_USER} {SEED_CREDITS} permanent credits once, as `credits adjust` does")
+    parser.add_argument("--check-ports", action="store_true",
+                        help="only check that every port is free (exit 1 naming a taken one), start nothing")
     parser.add_argument("--log-dir", type=Path, default=Path(os.environ.get("CREDITS_LOCAL_LOGS") or ROOT / ".local-run" / "logs"),
                         help="where each process writes its log (default .local-run/logs, or $CREDITS_LOCAL_LOGS)")
     return parser.parse_args(argv)
@@ -343,6 +382,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run: Optional[LocalRun] = None
+    if args.check_ports:
+        try:
+            check_ports_free(ports())
+            return 0
+        except RunError as exc:
+            print(f"run-local: {exc}", file=sys.stderr, flush=True)
+            return 1
     try:
         run = LocalRun(args.log_dir.resolve(), args.keep_data.resolve() if args.keep_data else None)
         run.start()
@@ -361,7 +407,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     finally:
         if run is not None:
-            run.stop()
+            stopped = run.stop()
+            if stopped:
+                data = (f"Firestore data exported to {run.keep_data}" if run.exported
+                        else f"Firestore data NOT exported to {run.keep_data}" if run.keep_data
+                        else "emulator data discarded (keep it with --keep-data DIR)")
+                print(f"\nrun-local: stopped {', '.join(stopped)}; {data}; logs in {run.log_dir}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ sent in messages of at most 500 users to the `promo-grants` topic (the Pub/Sub e
 PUBSUB_EMULATOR_HOST is set). Re-running with the same grant id is safe: a user who already
 has the grant is never granted it again, so an interrupted run is finished by running it again.
 
-With `--wait` the command then reads each user's grant record back from Firestore (the same
+With `--wait` (for up to `--wait-seconds`, default 300) the command then reads each user's grant record back from Firestore (the same
 project, `FIRESTORE_EMULATOR_HOST` locally) until every user has one or the wait is over, and
 reports per message how many users were granted now, already had the grant, or hold a grant of
 this id with another amount (conflicting: the first grant stands).
@@ -225,6 +225,21 @@ def report_outcomes(report: list[MessageOutcome], message_ids: list[str], amount
     return 0
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _wait_seconds(wait: bool, seconds: Optional[float]) -> Optional[float]:
+    """How long to wait for the grant records, or None for no wait: `--wait-seconds` implies `--wait`."""
+    if seconds is not None:
+        return seconds
+    return float(DEFAULT_WAIT_S) if wait else None
+
+
 def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: Optional[TextIO] = None) -> int:
     """Exit status 0 when every message is published (and, with --wait, applied), 2 on bad input or
     a failed publish; with --wait, 1 when a user holds this grant id with another amount, 3 when
@@ -241,11 +256,22 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
     parser.add_argument("--project", default=None, help="Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--chunk-size", type=int, default=MAX_USERS, help=f"users per message (1 to {MAX_USERS})")
     parser.add_argument("--dry-run", action="store_true", help="check the input and show the plan, publish nothing")
-    parser.add_argument("--wait", nargs="?", type=float, const=DEFAULT_WAIT_S, default=None, metavar="SECONDS",
+    # A flag, with its time apart: an option with an optional value would take the file name
+    # after it (`--wait users.txt`) as its number of seconds.
+    parser.add_argument("--wait", action="store_true",
                         help="then read every user's grant record back from Firestore and report the outcome "
-                             f"per message, waiting up to SECONDS (default {DEFAULT_WAIT_S})")
+                             "per message")
+    parser.add_argument("--wait-seconds", type=float, default=None, metavar="SECONDS",
+                        help=f"how long --wait waits for the grant records (default {DEFAULT_WAIT_S}; implies --wait)")
     parser.add_argument("source", help="file of user ids, or - for standard input")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        hint = (f" (--wait takes no number: use --wait-seconds {args.source})"
+                if args.wait and _is_number(args.source) else "")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    wait_s = _wait_seconds(args.wait, args.wait_seconds)
+    if wait_s is not None and wait_s < 0:
+        parser.error("--wait-seconds must be 0 or more")
     try:
         if not 1 <= args.chunk_size <= MAX_USERS:
             raise CampaignError(f"--chunk-size must be 1 to {MAX_USERS}")
@@ -268,7 +294,7 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
         where = f"the emulator at {os.environ['PUBSUB_EMULATOR_HOST']}" if os.environ.get("PUBSUB_EMULATOR_HOST") else "Pub/Sub"
         topic_path = topic_path_of(args.topic, args.project)
         out.write(f"publishing to {topic_path} on {where}\n")
-        if args.wait is not None:
+        if wait_s is not None:
             from shared.promotions.outcomes import granted_amounts
 
             try:
@@ -280,18 +306,18 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[TextIO] = None, out: 
         sys.stderr.write(f"error: {err}\n")
         return 2
     out.write(f"done: {len(payloads)} message(s) published for campaign {args.grant_id!r}\n")
-    if args.wait is None:
+    if wait_s is None:
         return 0
-    out.write(f"waiting up to {args.wait:.0f}s for every user's grant record ...\n")
+    out.write(f"waiting up to {wait_s:.0f}s for every user's grant record ...\n")
     out.flush()
     chunks = [json.loads(data)["user_ids"] for data in payloads]
     try:
         report = outcomes(args.grant_id, args.amount, chunks, before,
-                          lambda users: granted_amounts(args.grant_id, users), args.wait)
+                          lambda users: granted_amounts(args.grant_id, users), wait_s)
     except CreditsError as err:
         sys.stderr.write(f"error: published, but the grant records could not be read: {err.message}\n")
         return EXIT_NOT_APPLIED
-    return report_outcomes(report, message_ids, args.amount, args.wait, out)
+    return report_outcomes(report, message_ids, args.amount, wait_s, out)
 
 
 if __name__ == "__main__":

@@ -116,3 +116,45 @@ def test_the_png_has_one_size_for_a_week_a_quarter_and_a_year(db, capsys, tmp_pa
         assert run.code == 0, run.err
         sizes.add(png_size(path.read_bytes()))
     assert sizes == {(1200, 750)}
+
+
+def test_the_chart_shows_a_small_grant_beside_a_large_one_and_expiries_beside_spending():
+    from datetime import date
+
+    from matplotlib import pyplot as plt
+
+    from shared.operations.usage_rules import DayUsage
+    from tools.credits import report_render as render
+
+    days = [DayUsage(date(2026, 3, d)) for d in range(1, 8)]
+    days[0].figures["monthly"]["granted"] = 1_500
+    days[0].figures["permanent"]["granted"] = 62_500
+    days[2].figures["permanent"]["granted"] = -500  # a pack refunded: grants are net of it
+    for day in days:
+        day.figures["monthly"]["spent"], day.figures["permanent"]["spent"] = 400, 300
+    days[3].figures["monthly"]["expired"] = 670
+    fig = render.figure(days, "usage")
+    try:
+        top, bottom = fig.axes
+        assert top.get_yscale() == "symlog"
+        zero = top.transData.transform((0, 0))[1]
+
+        def pixels(value):
+            return abs(top.transData.transform((0, value))[1] - zero)
+
+        # On a linear axis 1,500 would be 2.4% of 62,500's bar; here it is well over a third of it.
+        assert pixels(1_500) > 0.4 * pixels(62_500) > 0
+        assert pixels(-500) > 0.3 * pixels(62_500)
+        labels = {text.get_text() for text in top.texts}
+        assert {"1,500", "62,500", "-500"} <= labels
+
+        series = {container.get_label(): container for container in bottom.containers}
+        expired = [bar for bar in series["monthly expired"] if bar.get_height()]
+        spent = [bar for name in ("spent from permanent", "spent from monthly") for bar in series[name]]
+        assert len(expired) == 1
+        for bar in expired:
+            left, right = bar.get_x(), bar.get_x() + bar.get_width()
+            assert all(other.get_x() + other.get_width() <= left or other.get_x() >= right for other in spent)
+        assert "670" in {text.get_text() for text in bottom.texts}
+    finally:
+        plt.close(fig)

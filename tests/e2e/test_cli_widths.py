@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,43 @@ def test_the_report_table_fits_100_columns(db, capsys):
     assert run.code == 0, run.err
     assert_fits(run.out)
     assert run.out.splitlines()[-1].startswith("total")
+
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ")
+
+
+def test_history_shows_whole_times_and_types_beside_long_sources(db, capsys):
+    seed(LONG_USER, monthly=500)
+    for n in range(3):
+        spending.spend(LONG_USER, 5 + n, LONG_TEXT, f"{n}" + "k" * 254)
+    run = credits(capsys, "history", LONG_USER)
+    assert run.code == 0, run.err
+    assert_fits(run.out)
+    records = [line for line in run.out.splitlines() if line[:1].isdigit()]
+    assert len(records) == 4  # the seed's grant and three spends
+    assert all(TIME.match(line) for line in records), records
+    assert "subscription_grant" in run.out and "spent" in run.out
+
+
+def test_health_shows_whole_check_names(db, capsys):
+    from shared.operations import health
+
+    run = credits(capsys, "health")
+    assert_fits(run.out)
+    names = list(health.check().as_dict()["checks"])
+    assert names and all(re.search(rf"^{name}\s", run.out, re.M) for name in names), run.out
+
+
+def test_balance_lists_each_debt_on_a_line_of_its_own(db, capsys):
+    seed("debtor", permanent=10)
+    db.collection(collections.USERS).document("debtor").update(
+        {"credits_owed": 1600, "credits_owed_by": {"ch_" + "c" * 40: 1000, "dp_dispute_1": 600}})
+    run = credits(capsys, "balance", "debtor")
+    assert run.code == 0, run.err
+    assert_fits(run.out)
+    assert "{" not in run.out and "'" not in run.out
+    lines = run.out.splitlines()
+    assert next(line for line in lines if line.startswith("credits_owed ")).split() == ["credits_owed", "1600"]
+    debts = lines[lines.index(next(line for line in lines if line.startswith("owed for"))) + 2:]
+    assert [line.split() for line in debts] == [["ch_" + "c" * 40, "1000"], ["dp_dispute_1", "600"]]
+    assert "last_updated" in run.out

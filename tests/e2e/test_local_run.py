@@ -5,6 +5,7 @@ event script buy, refund and dispute an add-on pack through the real webhook."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -181,3 +182,120 @@ def test_a_local_dispute_takes_a_pack_back_and_a_won_dispute_returns_it(local_st
 def test_the_event_script_says_what_to_do_when_the_user_has_no_local_pack(local_stripe, capsys):
     assert stripe_event.main(["refund", "nobody-bought"]) == 2
     assert "pack nobody-bought" in capsys.readouterr().err
+
+
+def test_the_previous_runs_logs_are_moved_beside_the_new_ones_and_only_one_run_back(tmp_path):
+    logs = tmp_path / "logs"
+    assert run_local.rotate_logs(logs) is None  # a first run: nothing to keep
+    logs.mkdir()
+    (logs / "spend.log").write_text("run 1\n")
+    assert run_local.rotate_logs(logs) == logs / "previous"
+    assert (logs / "previous" / "spend.log").read_text() == "run 1\n" and not (logs / "spend.log").exists()
+    (logs / "spend.log").write_text("run 2\n")
+    run_local.rotate_logs(logs)
+    assert (logs / "previous" / "spend.log").read_text() == "run 2\n"
+
+
+def _read_until(stream, marker: str, timeout: float) -> str:
+    """What `stream` printed up to the line holding `marker`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not printed within {timeout}s:\n{''.join(seen)}")
+
+
+def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_path):
+    env = {**os.environ, **_free_ports_env(), "CREDITS_LOCAL_LOGS": str(tmp_path / "logs")}
+    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PYTHONPATH"):
+        env.pop(name, None)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "spend.log").write_text("the run before\n")
+    first = subprocess.Popen([str(ROOT / "scripts" / "run-local.sh")], env=env, cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        started = _read_until(first.stdout, "Ctrl-C stops everything.", timeout=180)
+        assert "the previous run's in" in started
+        assert (tmp_path / "logs" / "previous" / "spend.log").read_text() == "the run before\n"
+        assert "source .venv/bin/activate" in started
+
+        # A second run while the first one runs: the taken port is named before any install.
+        clock = time.monotonic()
+        second = subprocess.run([str(ROOT / "scripts" / "run-local.sh")], env=env, cwd=ROOT, text=True,
+                                capture_output=True, timeout=60)
+        elapsed = time.monotonic() - clock
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert "already in use" in second.stderr and "FIRESTORE_PORT" in second.stderr
+        assert elapsed < 5, f"the second run took {elapsed:.1f}s to refuse"
+
+        # Ctrl-C in the terminal: SIGINT to the run's whole process group.
+        os.killpg(first.pid, signal.SIGINT)
+        rest, _ = first.communicate(timeout=90)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert first.returncode == 0, rest
+    stopped = next(line for line in rest.splitlines() if line.startswith("run-local: stopped "))
+    for name in ("spend", "stripe_webhook", "promo_grant", "ledger_events", "stripe-api", "Pub/Sub emulator",
+                 "Firestore emulator"):
+        assert name in stopped
+    assert "emulator data discarded" in stopped
+    ports = [int(v) for k, v in env.items() if k.endswith("_PORT") and k[:-5].lower() in run_local.SERVICES]
+    deadline = time.monotonic() + 20
+    while any(run_local.port_in_use(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in ports if run_local.port_in_use(p)]
+
+
+def test_a_local_subscription_lives_its_whole_life_through_the_real_webhook(local_stripe, db, capsys, tmp_path,
+                                                                            monkeypatch):
+    from shared.spending import service as spending
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("CREDITS_LOCAL_STATE", str(state))
+    monkeypatch.setenv("CREDITS_CATALOG", str(CATALOG))  # the webhook's catalog: starter 300, pro 1000 (cap 500)
+    user = "local-subscriber"
+
+    def step(*argv, code=0):
+        assert stripe_event.main([*argv, user]) == code
+        return capsys.readouterr()
+
+    def monthly():
+        return user_doc(db, user)["credits_monthly"]
+
+    out = step("subscribe").out
+    assert "checkout.session.completed" in out and "invoice.paid" in out and "price_starter_monthly, period 1" in out
+    assert monthly() == 300
+    spending.spend(user, 100, "a story")
+    step("renew")
+    assert monthly() == 300  # starter rolls nothing over
+    step("upgrade")
+    assert monthly() == 1000  # pro's allowance less what starter granted this period
+    step("renew")
+    assert monthly() == 1500  # pro: 1000, and 500 of the 1000 left
+    assert '"outcome":"ignored"' in step("downgrade").out.replace(" ", "")  # the smaller plan comes at renewal
+    assert monthly() == 1500
+    step("pause")
+    assert monthly() == 0
+    refused = step("renew", code=2)
+    assert "paused" in refused.err and "nothing was sent" in refused.err
+    step("resume")
+    assert monthly() == 0
+    out = step("renew").out
+    assert "price_starter_monthly, period 4" in out and monthly() == 300
+    step("cancel")
+    assert monthly() == 0
+    assert "subscribe local-subscriber" in step("renew", code=2).err
+
+    kept = json.loads((state / "stripe-subscriptions.json").read_text())[user]
+    assert (kept["period"], kept["status"], kept["price"]) == (4, "canceled", "price_starter_monthly")
+    assert not (ROOT / "stripe-subscriptions.json").exists()
+    # A new subscription after the cancellation starts over at period 1.
+    step("subscribe", "--price", "price_pro_monthly")
+    assert monthly() == 1000

@@ -13,6 +13,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.common import ids
 from shared.ledger import collections
+from tests.support import docs
 from tests.support.emulators import PROJECT
 from tests.support.functions import ROOT, function_app
 from tests.support.ledger import assert_ledger_invariant, records_of, user_doc
@@ -111,12 +112,12 @@ def test_the_marketing_command_refuses_bad_input_and_publishes_nothing(pushed, d
 def test_the_marketing_command_waits_and_reports_who_was_granted_now_and_who_already_was(pushed, db, tmp_path):
     listing = tmp_path / "users.txt"
     listing.write_text("early-bird\n")
-    first = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--wait", "60", str(listing))
+    first = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--wait-seconds", "60", str(listing))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "message 1/1 (id " in first.stdout and "1 granted, 0 already granted, 0 conflicting" in first.stdout
 
     listing.write_text("\n".join(f"wait-{i}" for i in range(5)) + "\nearly-bird\n")
-    second = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--chunk-size", "3", "--wait", "60",
+    second = publish_campaign("--grant-id", "wait-2026", "--amount", "7", "--chunk-size", "3", "--wait-seconds", "60",
                               str(listing))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "message 1/2 (id " in second.stdout and ": 3 granted, 0 already granted, 0 conflicting" in second.stdout
@@ -128,11 +129,49 @@ def test_the_marketing_command_waits_and_reports_who_was_granted_now_and_who_alr
 def test_the_marketing_command_exits_non_zero_when_a_grant_id_comes_back_with_another_amount(pushed, db, tmp_path):
     listing = tmp_path / "users.txt"
     listing.write_text("amount-a\n")
-    assert publish_campaign("--grant-id", "wait-conflict", "--amount", "5", "--wait", "60", str(listing)).returncode == 0
+    assert publish_campaign("--grant-id", "wait-conflict", "--amount", "5", "--wait-seconds", "60", str(listing)).returncode == 0
     listing.write_text("amount-a\namount-b\n")
-    run = publish_campaign("--grant-id", "wait-conflict", "--amount", "9", "--wait", "60", str(listing))
+    run = publish_campaign("--grant-id", "wait-conflict", "--amount", "9", "--wait-seconds", "60", str(listing))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 granted, 0 already granted, 1 conflicting" in run.stdout
     assert "conflicting: amount-a was granted 5 under this grant id before, not 9" in run.stdout
     assert user_doc(db, "amount-a")["credits_permanent"] == 5  # the first grant stands
     assert user_doc(db, "amount-b")["credits_permanent"] == 9
+
+
+def documented_campaign_demo() -> list[str]:
+    """The campaign commands of the guide's local demo, exactly as written there."""
+    for section in docs.sections("Trying it locally, end to end"):
+        lines = [line for line in docs.shell_lines(section.text) if line.startswith("./scripts/publish-campaign")]
+        if lines:
+            return lines
+    raise AssertionError("no guide has the campaign demo (a section 'Trying it locally, end to end')")
+
+
+def test_the_documented_campaign_demo_runs_as_written_and_reports_each_outcome(pushed, db):
+    first, again, other_amount = documented_campaign_demo()
+    assert "--wait examples/users.txt" in first and '--description "Welcome bonus"' in first
+
+    def run(line):
+        return subprocess.run(["bash", "-c", line], cwd=ROOT, env=command_env(), capture_output=True, text=True,
+                              timeout=300)
+
+    granted = run(first)
+    assert granted.returncode == 0, granted.stdout + granted.stderr
+    assert "outcome: 1200 granted, 0 already granted, 0 conflicting, 0 not applied yet" in granted.stdout
+    assert user_doc(db, "user-0001")["credits_permanent"] == 50
+    repeated = run(again)
+    assert repeated.returncode == 0, repeated.stdout + repeated.stderr
+    assert "outcome: 0 granted, 1200 already granted, 0 conflicting" in repeated.stdout
+    conflicting = run(other_amount)
+    assert conflicting.returncode == 1, conflicting.stdout + conflicting.stderr
+    assert "outcome: 0 granted, 0 already granted, 1200 conflicting" in conflicting.stdout
+    assert user_doc(db, "user-1200")["credits_permanent"] == 50
+
+
+def test_a_number_after_wait_is_refused_with_the_option_that_takes_it(tmp_path):
+    listing = tmp_path / "users.txt"
+    listing.write_text("u1\n")
+    run = publish_campaign("--grant-id", "g", "--amount", "5", "--wait", "60", str(listing))
+    assert run.returncode == 2
+    assert "use --wait-seconds 60" in run.stderr

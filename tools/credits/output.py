@@ -48,10 +48,11 @@ def _fit(natural: list[int], floors: list[int], order: list[int], width: int) ->
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[str] = (),
-                 width: int = WIDTH) -> str:
+                 width: int = WIDTH, keep: Sequence[str] = ()) -> str:
     """A plain-text table of at most `width` characters a line: numbers right-aligned; when too
     wide, the widest text columns are narrowed: those named in `wrap` wrap onto more lines, the
-    others are cut with an ellipsis. Number columns are never narrowed.
+    others are cut with an ellipsis. Number columns, and the columns named in `keep` (times,
+    names an operator types back), are never narrowed.
     A header may span lines ("monthly\\ngranted"); header lines are aligned at the bottom."""
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     head = [h.split("\n") for h in headers]
@@ -65,14 +66,15 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Se
             numeric[i] = numeric[i] and (cell == "" or _is_number(cell))
     names = [h.replace("\n", " ").strip() for h in headers]
     wrapped = [i for i, name in enumerate(names) if name in wrap]
-    others = [i for i in range(len(headers)) if i not in wrapped and not numeric[i]]
+    kept = [i for i, name in enumerate(names) if name in keep]
+    others = [i for i in range(len(headers)) if i not in wrapped and i not in kept and not numeric[i]]
     floors = [min(natural[i], max(_MIN_WRAPPED if i in wrapped else _MIN_TEXT, max(len(line) for line in head[i])))
               for i in range(len(headers))]
     # The widest text column is narrowed first, so the long ones end up sharing the room.
     widths = _fit(natural, floors, [wrapped + others], width)
     # Still too wide: text columns go below their floor (the header is cut too) rather than
     # a line passing the width.
-    widths = _fit(widths, [1 if not numeric[i] else widths[i] for i in range(len(widths))],
+    widths = _fit(widths, [widths[i] if numeric[i] or i in kept else 1 for i in range(len(widths))],
                   [wrapped + others], width)
 
     def line(row: Sequence[str]) -> str:
@@ -90,8 +92,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Se
 
 
 def write_table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]], end: str = "\n",
-                wrap: Sequence[str] = ()) -> None:
-    out.write(render_table(headers, rows, wrap=wrap) + end)
+                wrap: Sequence[str] = (), keep: Sequence[str] = ()) -> None:
+    out.write(render_table(headers, rows, wrap=wrap, keep=keep) + end)
 
 
 def _plain(value: Any) -> Any:

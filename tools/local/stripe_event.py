@@ -1,4 +1,5 @@
-"""`scripts/local-stripe-event pack|refund|dispute USER`: what Stripe would send, sent to the local run.
+"""`scripts/local-stripe-event pack|refund|dispute|subscribe|renew|upgrade|downgrade|pause|resume|cancel USER`:
+what Stripe would send, sent to the local run.
 
 - `pack USER` creates a Checkout Session for an add-on pack at the local Stripe stand-in (as the
   app would at Stripe), then sends its `checkout.session.completed`, paid, to the local webhook;
@@ -7,6 +8,13 @@
   cents of the charge's `--amount`, cumulative as Stripe counts).
 - `dispute USER` sends `charge.dispute.created` on that charge; `--close won|lost` sends
   `charge.dispute.closed` instead.
+- `subscribe USER` sends a subscription Checkout's `checkout.session.completed` and the first
+  invoice's `invoice.paid` (period 1 begins now; `--price`, default the catalog's smallest plan,
+  `--quantity` seats); then, for that subscription: `renew` (`invoice.paid` for the next period),
+  `upgrade` / `downgrade` (`invoice.paid` `subscription_update` to the next plan up or down, or
+  `--price`), `pause`, `resume`, `cancel` (`customer.subscription.paused`, `.resumed`, `.deleted`).
+  The subscription's id, plan, period and clock are kept in `.local-run/stripe-subscriptions.json`
+  (`$CREDITS_LOCAL_STATE` moves the directory) between commands.
 
 Each event is built from Stripe's own structures (`tools.local.stripe_events`) and signed with the
 run's `STRIPE_WEBHOOK_SECRET`, exactly as Stripe signs. Ids of a pack's charge and dispute are
@@ -25,6 +33,7 @@ import urllib.request
 from typing import Any, Optional
 
 from tools.local import stripe_events
+from tools.local import stripe_subscription as subscriptions
 
 # The local run's defaults (scripts/run_local.py); the same environment variables move them.
 DEFAULT_SECRET = "whsec_local_development_secret"
@@ -122,10 +131,55 @@ def build(args: argparse.Namespace, config: dict[str, str]) -> tuple[dict[str, A
     return stripe_events.event(kind, obj), session
 
 
+SUBSCRIPTION_STEPS = {
+    "subscribe": "start a subscription (checkout.session.completed, then the first invoice.paid)",
+    "renew": "pay the next period (invoice.paid, subscription_cycle)",
+    "upgrade": "change to a bigger plan, billed at once (invoice.paid, subscription_update)",
+    "downgrade": "change to a smaller plan (invoice.paid, subscription_update)",
+    "pause": "pause the subscription (customer.subscription.paused)",
+    "resume": "resume it (customer.subscription.resumed)",
+    "cancel": "end it (customer.subscription.deleted)",
+}
+
+
+def subscription_step(args: argparse.Namespace) -> tuple[subscriptions.Subscription, list[dict[str, Any]]]:
+    """The subscription as it will be after the step, and the events of the step, in order."""
+    if args.kind == "subscribe":
+        return subscriptions.subscribe(args.user_id, args.price, args.quantity)
+    if args.kind == "renew":
+        return subscriptions.renew(args.user_id)
+    if args.kind in ("upgrade", "downgrade"):
+        return subscriptions.change_plan(args.user_id, args.price, up=args.kind == "upgrade")
+    return {"pause": subscriptions.pause, "resume": subscriptions.resume, "cancel": subscriptions.cancel}[args.kind](
+        args.user_id)
+
+
+def run_subscription_step(args: argparse.Namespace, config: dict[str, str]) -> int:
+    try:
+        subscription, events = subscription_step(args)
+    except subscriptions.StepRefused as exc:
+        print(f"local-stripe-event: {exc}; nothing was sent", file=sys.stderr)
+        return 2
+    accepted = True
+    for event in events:
+        status, body = send(config, event)
+        accepted = accepted and 200 <= status < 300
+        print(f"{event['type']} {event['id']} (subscription {subscription.subscription}, {subscription.price}, "
+              f"period {subscription.period}) -> {status} {body.strip()}")
+        if not accepted:
+            break
+    if not accepted:
+        print("local-stripe-event: the webhook refused it; the subscription's state is unchanged, so the same "
+              "command sends the step again", file=sys.stderr)
+        return 1
+    subscriptions.save(subscription)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="local-stripe-event", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="kind", required=True, metavar="pack|refund|dispute")
+    sub = p.add_subparsers(dest="kind", required=True, metavar="|".join(["pack", "refund", "dispute", *SUBSCRIPTION_STEPS]))
     pack = sub.add_parser("pack", help="buy an add-on pack (checkout.session.completed, paid)")
     pack.add_argument("user_id", metavar="USER")
     pack.add_argument("--price", default=DEFAULT_PACK_PRICE, help=f"a catalog add-on price (default {DEFAULT_PACK_PRICE})")
@@ -138,12 +192,25 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--amount", type=int, default=1000, help="the charge's amount in cents (default 1000)")
     sub.choices["refund"].add_argument("--refunded", type=int, help="cents refunded so far, cumulative (default: all)")
     sub.choices["dispute"].add_argument("--close", choices=["won", "lost"], help="send the dispute's closing instead")
+    for name, text in SUBSCRIPTION_STEPS.items():
+        step = sub.add_parser(name, help=text)
+        step.add_argument("user_id", metavar="USER")
+    sub.choices["subscribe"].add_argument("--price", help="a catalog plan (default: the smallest)")
+    sub.choices["subscribe"].add_argument("--quantity", type=int, default=1, help="seats (default 1)")
+    for name in ("upgrade", "downgrade"):
+        sub.choices[name].add_argument("--price", help=f"the plan to change to (default: the next one {name[:-5]})")
     return p
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
     config = settings()
+    if args.kind in SUBSCRIPTION_STEPS:
+        try:
+            return run_subscription_step(args, config)
+        except LocalStripeError as exc:
+            print(f"local-stripe-event: {exc}", file=sys.stderr)
+            return 2
     try:
         event, session = build(args, config)
         status, body = send(config, event)

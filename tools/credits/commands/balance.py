@@ -22,5 +22,10 @@ def run(args, out: TextIO, err: TextIO) -> int:
     if args.json:
         emit_json(out, body)
     else:
-        write_table(out, ["field", "value"], [[k, v] for k, v in body.items()])
+        rows = [[key, "-" if value is None else value] for key, value in body.items() if key != "credits_owed_by"]
+        write_table(out, ["field", "value"], rows, keep=["field"])
+        if body["credits_owed_by"]:
+            # The debts a row per source, in the order the next grants pay them (oldest source id first).
+            out.write("\n")
+            write_table(out, ["owed for", "credits"], sorted(body["credits_owed_by"].items()))
     return EXIT_OK

@@ -39,7 +39,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
         rows = [[name, c["count"], "ATTENTION" if c["needs_attention"] else "ok", c["what"], c["action"]]
                 for name, c in checks.items()]
         write_table(out, ["check", "count", "state", "what", "action"], rows, end="\n\n",
-                    wrap=["what", "action"])
+                    wrap=["what", "action"], keep=["check"])
         _write_reconcile(out, report.as_dict()["reconcile"])
         out.write(f"{report.credits_owed} credits owed in all; "
                   + ("needs attention: " + ", ".join(report.attention) if report.attention else "nothing needs attention")

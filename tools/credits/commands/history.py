@@ -28,13 +28,14 @@ def run(args, out: TextIO, err: TextIO) -> int:
     if args.json:
         emit_json(out, page)
         return EXIT_OK
-    # The table fits 100 columns: times to the second, no transaction ids (both are in --json).
+    # The table fits 100 columns: whole times to the second and whole types (never cut), no
+    # transaction ids (both are in --json); descriptions wrap, sources are cut.
     rows = [
         [_second(t["created_at"]), t["type"], t["pool"], t["amount"], t["description"], t["source"]]
         for t in page["transactions"]
     ]
     write_table(out, ["created_at (UTC)", "type", "pool", "amount", "description", "source"], rows,
-                wrap=["description"])
+                wrap=["description"], keep=["created_at (UTC)", "type"])
     if page["next_page_token"]:
         out.write(f"\nmore: credits history {args.user_id} --limit {args.limit} --page-token {page['next_page_token']}\n")
     return EXIT_OK

@@ -22,7 +22,8 @@ def add_parser(subparsers):
         "report",
         help="pool usage per day: granted, spent, expired, spend share",
         description=(
-            "Per UTC day and pool: credits granted (subscription, add-on, promo and positive adjustments), "
+            "Per UTC day and pool: credits granted (subscription, add-on, promo and positive adjustments, "
+            "net of pack refunds and disputes), "
             "spent (less refunds), expired (monthly_expired) and other (migrations, negative adjustments), "
             "and each pool's share of the day's spending. Both dates are included."
         ),
