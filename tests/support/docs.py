@@ -88,3 +88,32 @@ def shell_lines(text: str) -> list[str]:
 
 def all_text() -> str:
     return "\n".join(path.read_text(encoding="utf-8") for path in guide_files())
+
+
+RUNNABLE = "<!-- runnable -->"
+
+
+def runnable_blocks(text: str) -> list[str]:
+    """The code blocks of `text` marked runnable: the line right before the opening fence is
+    `<!-- runnable -->` (indented blocks, as in a list item, are dedented)."""
+    blocks, lines = [], text.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        fence = lines[index + 1]
+        if line.strip() != RUNNABLE or not _FENCE.match(fence):
+            continue
+        indent = len(fence) - len(fence.lstrip())
+        body = []
+        for later in lines[index + 2:]:
+            if _FENCE.match(later):
+                break
+            body.append(later[indent:] if later[:indent].strip() == "" else later)
+        else:
+            raise AssertionError(f"a runnable block is never closed: {fence!r}")
+        blocks.append("\n".join(body))
+    return blocks
+
+
+def runnable_guides() -> list[Path]:
+    """The guides whose runnable blocks are run against a local stack, the tutorial first."""
+    docs = ROOT / "docs"
+    return [docs / "tutorial.md", *sorted((docs / "how-to").rglob("*.md"))]
