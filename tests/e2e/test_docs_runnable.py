@@ -1,6 +1,7 @@
 """The tutorial and the how-to guides work as written: every shell block marked runnable
 (`<!-- runnable -->` on the line before its fence; docs/tutorial.md, "Runnable blocks") is run, in
-order, against a local stack started by ./scripts/run-local.sh, and must exit 0.
+order, against a local stack started by ./scripts/run-local.sh, and must exit 0; a block marked
+`<!-- runnable: prints "TEXT" -->` must also print TEXT.
 
 Rules enforced here: each block runs in `bash` with `set -euo pipefail` from the repository root,
 with .venv/bin on the PATH; what a block exports is seen by the later blocks of the same guide (one
@@ -76,20 +77,26 @@ def _on_ports(block: str, ports: dict[str, int]) -> str:
 
 def test_the_runnable_blocks_are_found_in_the_tutorial_and_the_how_to_guides():
     assert docs.runnable_blocks("<!-- runnable -->\n```sh\necho one\n```\n```sh\necho two\n```\n") == ["echo one"]
+    marked = docs.runnable_examples('<!-- runnable: prints "one" -->\n  ```sh\n  echo one\n  ```\n')
+    assert marked == [docs.Runnable("echo one", "one")]
     assert len(docs.runnable_blocks((ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8"))) >= 5
 
 
 @pytest.mark.parametrize("guide", docs.runnable_guides(), ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_every_runnable_block_of_the_guide_exits_0_against_a_local_stack(stack, guide):
     ports, env, base = stack
-    blocks = docs.runnable_blocks(guide.read_text(encoding="utf-8"))
+    blocks = docs.runnable_examples(guide.read_text(encoding="utf-8"))
     if not blocks:
         pytest.skip("no runnable block")
     exported = base / f"{guide.stem}.env"  # one terminal per guide: what a block exports, the next one sees
     exported.write_text("")
-    for number, block in enumerate(blocks, start=1):
+    for number, example in enumerate(blocks, start=1):
+        block = example.code
         script = f"set -euo pipefail\nsource {exported}\n{_on_ports(block, ports)}\nexport -p > {exported}\n"
         result = subprocess.run(["bash", "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 0, (f"{guide.name}, runnable block {number} exited {result.returncode}:\n"
                                         f"{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        if example.prints is not None:
+            assert example.prints in result.stdout, (f"{guide.name}, runnable block {number} did not print "
+                                                     f"{example.prints!r}:\n{block}\n--- stdout\n{result.stdout}")
