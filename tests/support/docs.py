@@ -127,6 +127,7 @@ def runnable_blocks(text: str) -> list[str]:
     return [example.code for example in runnable_examples(text)]
 
 def runnable_guides() -> list[Path]:
-    """The guides whose runnable blocks are run against a local stack, the tutorial first."""
+    """The guides whose runnable blocks are run against a local stack: the README's first spend, then
+    the tutorial, then the how-to guides."""
     docs = ROOT / "docs"
-    return [docs / "tutorial.md", *sorted((docs / "how-to").rglob("*.md"))]
+    return [ROOT / "README.md", docs / "tutorial.md", *sorted((docs / "how-to").rglob("*.md"))]
