@@ -159,7 +159,8 @@ resource "google_cloud_run_v2_service_iam_member" "events_trigger_invokes" {
 }
 
 locals {
-  # Both triggers in one place: Eventarc's Firestore event type and the document pattern.
+  # The three triggers in one place: Eventarc's Firestore event type and the document pattern
+  # (the top-up attempts' writes publish topup.* events, CONTRACT section 9).
   events_triggers = {
     transactions = {
       type     = "google.cloud.firestore.document.v1.created"
@@ -168,6 +169,10 @@ locals {
     balances = {
       type     = "google.cloud.firestore.document.v1.written"
       document = "users_credits/{user_id}"
+    }
+    topups = {
+      type     = "google.cloud.firestore.document.v1.written"
+      document = "credits_topups/{attempt_id}"
     }
   }
 }

@@ -4,7 +4,7 @@
 #
 # Files: functions.tf (sources, functions, service accounts, invokers), operator.tf (the scheduler's
 # identity), holds.tf and reconcile.tf (the schedules), events.tf, pubsub.tf, firestore.tf,
-# secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in the README's "Deploy" section.
+# secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in docs/how-to/deploy.md.
 
 data "google_project" "this" {
   project_id = var.project_id

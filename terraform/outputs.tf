@@ -20,6 +20,8 @@ output "stripe_webhook_events" {
     "charge.refunded",
     "charge.dispute.created",
     "charge.dispute.closed",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
   ]
 }
 

@@ -1,5 +1,5 @@
 # The Stripe credentials. Terraform creates the secrets but never holds their values (they
-# would land in the state): add each value as a secret version, as the README describes.
+# would land in the state): add each value as a secret version, as docs/how-to/deploy.md describes.
 
 resource "google_secret_manager_secret" "stripe" {
   for_each = {
@@ -29,7 +29,7 @@ resource "google_secret_manager_secret_iam_member" "webhook_reads_stripe" {
 }
 
 # The key that signs the spend API's history page tokens: a secret, so a token cannot be forged
-# from the source. Add a version of random bytes once (see the README's Secrets section).
+# from the source. Add a version of random bytes once (see "Secrets" in docs/how-to/deploy.md).
 resource "google_secret_manager_secret" "page_token_key" {
   secret_id = "${var.name_prefix}-page-token-key"
   labels = {

@@ -88,3 +88,46 @@ def shell_lines(text: str) -> list[str]:
 
 def all_text() -> str:
     return "\n".join(path.read_text(encoding="utf-8") for path in guide_files())
+
+
+# `<!-- runnable -->`, or `<!-- runnable: prints "TEXT" -->` (or 'TEXT') when what the block prints must hold TEXT.
+_RUNNABLE = re.compile(r"""^<!--\s*runnable(?::\s*prints\s+(?:"(?P<double>[^"]*)"|'(?P<single>[^']*)'))?\s*-->$""")
+
+
+@dataclass(frozen=True)
+class Runnable:
+    code: str
+    prints: str | None  # what its output must contain, when the guide says
+
+
+def runnable_examples(text: str) -> list[Runnable]:
+    """The code blocks of `text` marked runnable: the line right before the opening fence is
+    `<!-- runnable -->` or `<!-- runnable: prints "TEXT" -->` (indented blocks, as in a list item,
+    are dedented)."""
+    found, lines = [], text.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        marker, fence = _RUNNABLE.match(line.strip()), lines[index + 1]
+        if not marker or not _FENCE.match(fence):
+            continue
+        indent = len(fence) - len(fence.lstrip())
+        body = []
+        for later in lines[index + 2:]:
+            if _FENCE.match(later):
+                break
+            body.append(later[indent:] if later[:indent].strip() == "" else later)
+        else:
+            raise AssertionError(f"a runnable block is never closed: {fence!r}")
+        prints = marker.group("double") if marker.group("double") is not None else marker.group("single")
+        found.append(Runnable("\n".join(body), prints))
+    return found
+
+
+def runnable_blocks(text: str) -> list[str]:
+    """The code of the runnable blocks of `text`, in order."""
+    return [example.code for example in runnable_examples(text)]
+
+def runnable_guides() -> list[Path]:
+    """The guides whose runnable blocks are run against a local stack: the README's first spend, then
+    the tutorial, then the how-to guides."""
+    docs = ROOT / "docs"
+    return [ROOT / "README.md", docs / "tutorial.md", *sorted((docs / "how-to").rglob("*.md"))]
