@@ -334,7 +334,8 @@ def decide_topup(facts: Facts, result: TopupResult) -> Decision:
         return Decision(Outcome.DUPLICATE, reason=f"the attempt is already {attempt.get('status')}")
     status = autotopup.attempt_status(outcome)
     setting = autotopup.settle_setting(autotopup.setting_of(facts.user_data), result.attempt_id, outcome,
-                                       attempt.get("created_at") or facts.now, facts.now)
+                                       attempt.get("created_at") or facts.now, facts.now,
+                                       was_canceled=attempt.get("status") == autotopup.CANCELED)
     settled = {**attempt, "status": status, "settled_at": facts.now,
                "payment_intent": outcome.payment_intent or attempt.get("payment_intent"),
                "reason": None if status == autotopup.SUCCEEDED else (outcome.decline_code or outcome.kind),

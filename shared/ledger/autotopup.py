@@ -19,6 +19,14 @@ Rules enforced here:
   of a top-up payment disables (`payment_reversed`);
 - putting a setting (even the same one) makes it `active` with 0 failures and no backoff; a
   failed or canceled attempt no longer counts against the month's limit;
+- removing the setting keeps what it must not forget (`removed_setting`): while an attempt is
+  pending or the month has counted attempts, a stopped stub (`removed`, not enabled) stays on the
+  user document, shown as no setting, so a setting put again still sees the pending attempt and
+  the month's count (removing and putting it again never starts a second pending attempt nor
+  charges past the month's limit);
+- a PaymentIntent that succeeded for an attempt that was canceled (its create call reached Stripe
+  but its answer was lost, and the setting was stopped before the trigger came again) still lands
+  its credits once, as any succeeded payment does, and counts against the month again;
 - every committed change is checked (`with_due_attempt`, run by the kernel on each decision):
   the balance compared is the one the change leaves, with the setting as the change leaves it,
   and the attempt and the setting naming it are written in that same commit; a change that
@@ -68,6 +76,8 @@ class TopupSetting:
     month: Optional[str] = None
     this_month: int = 0
     pending_attempt: Optional[str] = None
+    # Removed by the user, kept only for the state above (`removed_setting`).
+    removed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +117,13 @@ def put_setting(setting: TopupSetting, previous: Optional[TopupSetting]) -> Topu
     keep = previous or TopupSetting(False, 1, "", 0)
     return replace(setting, status=ACTIVE, reason=None, failures=0, last_failure_at=None,
                    month=keep.month, this_month=keep.this_month, pending_attempt=keep.pending_attempt)
+
+
+def removed_setting(previous: Optional[TopupSetting]) -> Optional[TopupSetting]:
+    """What a removal leaves: nothing, or a stopped stub keeping a pending attempt and the month's count."""
+    if previous is None or (previous.pending_attempt is None and previous.this_month <= 0):
+        return None
+    return replace(previous, enabled=False, removed=True)
 
 
 def _backed_off(setting: TopupSetting, now: datetime) -> bool:
@@ -186,8 +203,12 @@ def settles(attempt: Optional[Mapping[str, Any]], outcome: ChargeOutcome) -> boo
         return False
     if attempt.get("status") == PENDING:
         return True
-    return (attempt.get("status") == ACTION_REQUIRED and outcome.kind == SUCCEEDED
-            and outcome.payment_intent is not None and attempt.get("payment_intent") == outcome.payment_intent)
+    if outcome.kind != SUCCEEDED or outcome.payment_intent is None:
+        return False
+    if attempt.get("status") == CANCELED:
+        # Canceled after a create call whose answer was lost: Stripe took the money, so it lands.
+        return attempt.get("payment_intent") in (None, outcome.payment_intent)
+    return attempt.get("status") == ACTION_REQUIRED and attempt.get("payment_intent") == outcome.payment_intent
 
 
 def is_hard_decline(outcome: ChargeOutcome) -> bool:
@@ -195,8 +216,10 @@ def is_hard_decline(outcome: ChargeOutcome) -> bool:
 
 
 def settle_setting(setting: Optional[TopupSetting], attempt_id: str, outcome: ChargeOutcome,
-                   attempt_created: datetime, now: datetime) -> Optional[TopupSetting]:
-    """The setting after an attempt's outcome (None stays None: a removed setting has no state)."""
+                   attempt_created: datetime, now: datetime, was_canceled: bool = False) -> Optional[TopupSetting]:
+    """The setting after an attempt's outcome (None stays None: a removed setting has no state;
+    a removed one's stub keeps only its pending attempt and count). `was_canceled`: the attempt
+    was canceled (and uncounted) before this success."""
     if setting is None:
         return None
     pending = None if setting.pending_attempt == attempt_id else setting.pending_attempt
@@ -205,6 +228,14 @@ def settle_setting(setting: Optional[TopupSetting], attempt_id: str, outcome: Ch
     uncount = outcome.kind in (FAILED, CANCELED, MISSING_PAYMENT_METHOD) and setting.month == counted_month
     if uncount:
         setting = replace(setting, this_month=max(setting.this_month - 1, 0))
+    if was_canceled and outcome.kind == SUCCEEDED:
+        # The cancellation uncounted it; a succeeded attempt counts against its month.
+        if setting.month == counted_month:
+            setting = replace(setting, this_month=setting.this_month + 1)
+        elif setting.month is None or setting.month < counted_month:
+            setting = replace(setting, month=counted_month, this_month=1)
+    if setting.removed:
+        return setting
     if outcome.kind == SUCCEEDED:
         # A PaymentIntent completed on session after `action_required` makes the setting active again.
         if setting.status == ACTION_REQUIRED:
@@ -231,14 +262,14 @@ def attempt_status(outcome: ChargeOutcome) -> str:
 
 def reversed_payment(setting: Optional[TopupSetting]) -> Optional[TopupSetting]:
     """A refund or dispute of a top-up payment: the setting stops until it is put again."""
-    if setting is None:
-        return None
+    if setting is None or setting.removed:
+        return setting
     return replace(setting, status=DISABLED, reason=PAYMENT_REVERSED)
 
 
 def view(setting: Optional[TopupSetting], now: datetime) -> Optional[dict[str, Any]]:
-    """The setting as `GET /users/{user_id}/settings` answers it."""
-    if setting is None:
+    """The setting as `GET /users/{user_id}/settings` answers it (a removed one's stub is no setting)."""
+    if setting is None or setting.removed:
         return None
     return {
         "enabled": setting.enabled,

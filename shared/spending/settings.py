@@ -14,8 +14,9 @@ Rules enforced here:
   types, defaults, no unknown field); whether its `price_id` is a catalog add-on is decided at the
   edge, which knows the catalog and passes the credits one attempt grants; a `PUT` of it replaces
   the whole setting and restarts its state (`autotopup.put_setting`), even when it is the same
-  one, and null removes it; the attempt such a `PUT` makes due is created by the kernel in the
-  same commit, like any change's;
+  one, and null removes it (leaving a stopped stub, shown as no setting, while an attempt is
+  pending or the month has counted attempts: `autotopup.removed_setting`); the attempt such a
+  `PUT` makes due is created by the kernel in the same commit, like any change's;
 - a `PUT` that changes nothing writes nothing (a user with no record stays without one);
 - a legacy document is migrated by the commit that first changes its settings, with its
   `migration` record, like any other change.
@@ -114,7 +115,9 @@ def _write_threshold(value: Optional[int], user_data: Optional[Mapping[str, Any]
 
 def _write_topup(value: Optional[TopupSetting], user_data: Optional[Mapping[str, Any]]) -> Any:
     if value is None:
-        return REMOVED
+        # What the removed setting must not forget (a pending attempt, the month's count) stays.
+        kept = autotopup.removed_setting(autotopup.setting_of(user_data))
+        return REMOVED if kept is None else kept.to_dict()
     return autotopup.put_setting(value, autotopup.setting_of(user_data)).to_dict()
 
 

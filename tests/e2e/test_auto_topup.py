@@ -50,6 +50,12 @@ def trigger(topup_app, db, stripe):
     return deliver
 
 
+def put(client, user_id, body):
+    response = client.put(f"/users/{user_id}/settings", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
 def put_topup(client, user_id, **setting):
     body = {"auto_topup": {"enabled": True, "threshold": 100, "price_id": PACK, **setting}}
     response = client.put(f"/users/{user_id}/settings", data=json.dumps(body), content_type="application/json")
@@ -257,6 +263,53 @@ def test_disabling_while_an_attempt_is_pending_charges_nothing(spend_client, db,
     assert trigger(attempt["attempt_id"])["status"] == "canceled"
     assert stripe.intents == {} and topup_records(db, "jo") == []
     assert setting(db, "jo")["pending_attempt"] is None
+
+
+def test_a_charge_made_before_the_setting_was_disabled_still_lands_its_credits_once(
+        spend_client, db, stripe, trigger, webhook):
+    # Found by the simulation (tests/simulation/found.py, CHARGED_THEN_CANCELED).
+    seed("jan", permanent=10)
+    put_topup(spend_client, "jan", customer=customer(stripe))
+    [attempt] = pending(db, "jan")
+    # Stripe charged the card, but the function never heard its answer; then the user stopped the setting.
+    status, intent = stripe.create_intent({"customer": setting(db, "jan")["customer"],
+                                           "payment_method": "pm_card_visa", "amount": "499", "currency": "usd",
+                                           "metadata[user_id]": "jan",
+                                           "metadata[topup_attempt_id]": attempt["attempt_id"],
+                                           "metadata[credits]": "500"}, attempt["attempt_id"])
+    assert status == 200
+    put_topup(spend_client, "jan", enabled=False)
+    assert trigger(attempt["attempt_id"])["status"] == "canceled"
+
+    assert webhook.outcome(stripe.outbox[-1]) == "applied"
+    assert topup_records(db, "jan") == [(500, intent["id"])]
+    settled = attempts(db, "jan")[attempt["attempt_id"]]
+    assert (settled["status"], settled["payment_intent"]) == ("succeeded", intent["id"])
+    assert (setting(db, "jan")["enabled"], setting(db, "jan")["this_month"]) == (False, 1)
+    assert webhook.outcome(sf.redelivered(stripe.outbox[-1])) == "duplicate"
+    assert len(stripe.intents) == 1 and topup_records(db, "jan") == [(500, intent["id"])]
+    assert_ledger_invariant(db, "jan")
+
+
+def test_removing_the_setting_and_putting_it_again_keeps_the_monthly_limit_and_the_pending_attempt(
+        spend_client, db, stripe, trigger):
+    # Found by the simulation (tests/simulation/found.py, REMOVED_THEN_PUT).
+    seed("lev", permanent=10)
+    cus = customer(stripe)
+    put_topup(spend_client, "lev", customer=cus, monthly_limit=1, threshold=1000)
+    [first] = pending(db, "lev")
+    assert put(spend_client, "lev", {"auto_topup": None})["auto_topup"] is None
+    again = put_topup(spend_client, "lev", customer=cus, monthly_limit=1, threshold=1000)
+    assert (again["pending_attempt"], again["this_month"]) == (first["attempt_id"], 1)
+    assert len(attempts(db, "lev")) == 1
+
+    assert trigger(first["attempt_id"])["status"] == "succeeded"
+    assert spend_client.post("/spend", json={"user_id": "lev", "amount": 500}).status_code == 200
+    put(spend_client, "lev", {"auto_topup": None})
+    put_topup(spend_client, "lev", customer=cus, monthly_limit=1, threshold=1000)
+    # Below the threshold again, but this month's one attempt is spent: nothing more is charged.
+    assert len(attempts(db, "lev")) == 1 and len(stripe.intents) == 1
+    assert setting(db, "lev")["this_month"] == 1
 
 
 def test_a_refund_of_a_top_up_takes_its_credits_back_and_stops_the_setting(spend_client, db, stripe, trigger, webhook):

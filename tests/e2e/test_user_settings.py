@@ -191,8 +191,14 @@ def test_a_put_below_the_threshold_creates_the_attempt_in_its_own_commit(spend_c
     assert response.get_json()["auto_topup"]["this_month"] == 1
     assert {k: attempt[k] for k in ("user_id", "price_id", "quantity", "credits", "status")} == {
         "user_id": "cyd", "price_id": "price_pack_500", "quantity": 1, "credits": 500, "status": "pending"}
-    # Putting it again while the attempt is pending starts no second one; null removes the setting.
+    # Putting it again while the attempt is pending starts no second one; null removes the setting,
+    # but its pending attempt and the month's count stay, so putting it again starts no second one either.
     put(spend_client, "cyd", {"auto_topup": TOPUP})
     assert len(attempts(db)) == 1
     assert put(spend_client, "cyd", {"auto_topup": None}).get_json()["auto_topup"] is None
-    assert "auto_topup" not in user_doc(db, "cyd")
+    stub = user_doc(db, "cyd")["auto_topup"]
+    kept = (stub["removed"], stub["enabled"], stub["pending_attempt"], stub["this_month"])
+    assert kept == (True, False, attempt_id, 1)
+    assert put(spend_client, "cyd", {"auto_topup": None}).get_json()["auto_topup"] is None
+    again = put(spend_client, "cyd", {"auto_topup": TOPUP}).get_json()["auto_topup"]
+    assert (again["pending_attempt"], again["this_month"]) == (attempt_id, 1) and len(attempts(db)) == 1

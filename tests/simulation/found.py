@@ -1,4 +1,4 @@
-"""The bugs of `shared/billing` the generated histories found, and the seeds that met them.
+"""The bugs of `shared/billing` (and auto top-up's rules) the generated histories found, and the seeds that met them.
 
 Each bug has a minimized case in `test_found_orders.py`, named for it, kept as a regression test
 once fixed. While a bug stands, the seeds of `test_user_months.py`'s default run that meet it are
@@ -28,6 +28,12 @@ REPLACEMENT_PAUSED_FIRST = ("a replaced subscription's late pause leaves its cre
                             "test_user_months)")
 REPLACED_UPGRADE = ("an upgrade of a replaced subscription delivered after its replacement's first invoice adds "
                     "credits that invoice had reset (seed 1682 of test_user_months)")
+CHARGED_THEN_CANCELED = ("an attempt whose charge Stripe made, but whose answer the function lost, is canceled "
+                         "when the setting is stopped before its trigger comes again, and the payment's success then lands "
+                         "no credits (seed 1876 of test_user_months)")
+REMOVED_THEN_PUT = ("removing the auto top-up setting forgets its pending attempt and the month's count, so putting it "
+                    "again starts a second pending attempt and charges past the monthly limit (seeds 555, 774, 1214, "
+                    "1562 of test_user_months)")
 
 # Every bug above is fixed (`shared/billing/timeline.py` replays subscription facts in creation
 # order); the seeds that met them run in the main test again. A seed that meets a new bug goes here.

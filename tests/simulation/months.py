@@ -14,7 +14,15 @@ time it happens, in the order Stripe, marketing, the app and support create them
 - the app (when `app` is drawn): spends (with a key, or a few without), holds captured in whole or
   in part, released, captured too late or left to expire, spend refunds (`POST /refunds`, whole
   or partial, with or without a key, of spends and captured holds, some of spends that were
-  refused), and operator adjustments (adding to either pool, or taking permanent credits away).
+  refused), and operator adjustments (adding to either pool, or taking permanent credits away);
+- auto top-up (`_topups`, in `TOPUP_SHARE` of the histories with app calls, from draws of its own
+  so the other histories stay as they were): a setting put at the start (a threshold, a pack, a
+  monthly limit, a payment method that succeeds, soft-declines, hard-declines or needs
+  authentication, or none), spends that cross the threshold (some racing another instance's
+  spend), the setting stopped or removed right after a spend (while an attempt may be pending)
+  and sometimes put again, and the scheduler's sweeps. What the charges cause (Eventarc's
+  triggers, Stripe's webhooks, refunds of top-up payments) is drawn as the run charges
+  (`topups.spawned`).
 
 A delivery plan (`plan`) is the history as it arrives. Stripe's and Pub/Sub's messages arrive
 after they are created, each within a window drawn for the history: promptly (seconds), within
@@ -38,6 +46,8 @@ from typing import Any, Optional
 from tools.local import stripe_events as sf
 
 STRIPE, PROMO, APP = "stripe", "promo", "app"
+# Auto top-up's deliveries: Eventarc's trigger of an attempt, and the scheduler's sweep.
+TRIGGER, SWEEP = "trigger", "sweep"
 LOSE_REPLY, STALL = "lose_reply", "stall"
 
 T0 = sf.T0
@@ -63,8 +73,9 @@ class Fact:
     @property
     def keyed(self) -> bool:
         """An app call that carries its own key, so the app may make it again safely."""
-        return self.kind == APP and (self.body["op"] in ("hold", "capture", "release", "adjust")
-                                     or bool(self.body.get("key")))
+        # Two spends racing each other are made once: their answers depend on the race.
+        return self.kind == APP and not self.body.get("concurrent") and (
+            self.body["op"] in ("hold", "capture", "release", "adjust") or bool(self.body.get("key")))
 
 
 @dataclass
@@ -79,6 +90,10 @@ class History:
     payments: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
     # Event id of a re-created copy -> the original event's id.
     copies: dict[str, str] = field(default_factory=dict)
+    # Auto top-up (None: no setting): the customer, its default payment method, the monthly limit.
+    topup: Optional[dict[str, Any]] = None
+    # A top-up's PaymentIntent -> its charge, once Stripe charged it (filled as the run charges).
+    topup_payments: dict[str, str] = field(default_factory=dict)
     _items: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     _stripe_ids: Optional[set[str]] = field(default=None, repr=False)
 
@@ -367,10 +382,65 @@ def _app(b: _Builder, months: int) -> None:
                    {"op": "adjust", "pool": pool, "amount": amount, "key": f"adjust-m{seed}-{n}"}, key=f"app-{n}")
 
 
-def generate(seed: int, app: Optional[bool] = None) -> History:
+# -- auto top-up ----------------------------------------------------------------------------------
+
+# Stripe's test payment methods (`tools/local/stripe_api.py`) and what an off-session charge does.
+SUCCEEDS, SOFT, HARD, AUTH = "pm_card_visa", "pm_card_chargeDeclined", "pm_card_chargeDeclinedLostCard", \
+    "pm_card_authenticationRequired"
+TOPUP_SHARE = 0.3  # of the histories with app calls
+TOPUP_SPENDS = [50, 200, 400, 900, 1600]
+
+
+def _topups(b: _Builder, months: int, rng: random.Random) -> None:
+    """An auto top-up setting put at the start, spends that cross its threshold (two at once, at
+    times), the setting stopped while an attempt may be pending (and perhaps put again), and
+    the scheduler's sweeps. The triggers, the charges' webhooks and refunds of top-up payments
+    come from what the run charges (`runner.FakeBackend.spawned`)."""
+    stop = T0 + months * PERIOD
+    seed = b.seed
+    method = rng.choices([SUCCEEDS, SOFT, HARD, AUTH, None], weights=[6, 3, 1, 1, 1])[0]
+    in_setting = method is not None and rng.random() < 0.4
+    setting: dict[str, Any] = {"enabled": True, "threshold": rng.choice([100, 400, 1500]),
+                               "price_id": rng.choice(["price_pack_500", "price_pack_500", "price_pack_2000"]),
+                               "quantity": rng.choice([1, 1, 2]), "monthly_limit": rng.choice([1, 2, 3, 5])}
+    if rng.random() < 0.85:
+        setting["customer"] = b.customer  # else the customer linked by the subscription's events, if any
+    if in_setting:
+        setting["payment_method"] = method
+    b.history.topup = {"customer": b.customer, "default_method": None if in_setting else method,
+                       "monthly_limit": setting["monthly_limit"]}
+    described = f"{setting['threshold']}, {method or 'no payment method'}"
+    b._add(APP, T0 + rng.randint(0, DAY), f"auto top-up on ({described})", {"op": "settings", "auto_topup": setting},
+           key="topup-on")
+    for n in range(rng.randint(2, 6)):
+        at = rng.randint(T0 + DAY, stop)
+        amount = rng.choice(TOPUP_SPENDS)
+        body: dict[str, Any] = {"op": "spend", "amount": amount, "key": f"tspend-m{seed}-{n}",
+                                "description": f"Top-up render {n}"}
+        label = f"spend {amount}"
+        if rng.random() < 0.3:
+            other = rng.choice(TOPUP_SPENDS[:3])
+            body["concurrent"] = {"amount": other, "key": f"tspend-m{seed}-{n}-c"}
+            label += f" racing a spend {other}"
+        b._add(APP, at, label, body, key=f"tapp-{n}")
+        if rng.random() < 0.2:
+            off = at + rng.randint(1, 900)
+            stopped = None if rng.random() < 0.3 else {**setting, "enabled": False}
+            b._add(APP, off, f"auto top-up {'removed' if stopped is None else 'off'}",
+                   {"op": "settings", "auto_topup": stopped}, key=f"topup-off-{n}")
+            if rng.random() < 0.5:
+                b._add(APP, off + rng.randint(HOUR, 5 * DAY), "auto top-up on again",
+                       {"op": "settings", "auto_topup": setting}, key=f"topup-on-{n}")
+    for n in range(rng.randint(0, 3)):
+        b._add(SWEEP, rng.randint(T0, stop), f"sweep {n}", {"op": "sweep"}, key=f"sweep-{n}")
+
+
+def generate(seed: int, app: Optional[bool] = None, topup: bool = True) -> History:
     """One user's months, as Stripe, marketing, the app and support create them, drawn from `seed`.
 
-    `app` None: the seed decides whether the app calls too (about two histories in three).
+    `app` None: the seed decides whether the app calls too (about two histories in three); then
+    the seed decides whether the user has an auto top-up setting (`TOPUP_SHARE` of them), unless
+    `topup` is False.
     """
     rng = random.Random(seed)
     months = rng.choice([1, 2, 2, 3, 3, 4])
@@ -383,6 +453,10 @@ def generate(seed: int, app: Optional[bool] = None) -> History:
     _promotions(b, months)
     if with_app:
         _app(b, months)
+        # Its own draws, so the histories without it are what they were before it existed.
+        topups = random.Random(seed * 1_000_003 + 7)
+        if topups.random() < TOPUP_SHARE and topup:
+            _topups(b, months, topups)
     # Creation order; facts made at the same second keep the order they were made in.
     history.facts.sort(key=lambda f: f.at)
     return history
@@ -412,6 +486,9 @@ def plan(history: History, rng: random.Random, faults: bool = True) -> list[Deli
 
     deliveries: list[Delivery] = []
     for fact in history.facts:
+        if fact.kind == SWEEP:
+            deliveries.append(Delivery(fact, fact.at, fact.body, fault()))  # the scheduler is on time
+            continue
         if fact.kind == APP:
             deliveries.append(Delivery(fact, fact.at, fact.body, fault()))
             if fact.keyed and rng.random() < 0.1:

@@ -24,6 +24,14 @@ What it checks after every step (`check_ledger`, `AppModel.check`):
   that never happened), and its records give back exactly what it answered; an adjustment that
   would take a pool below zero is `pool_underflow`.
 
+With auto top-up (`topups`), each attempt a step creates is triggered none to three times (late
+at times), the charges' webhooks come once or twice in any order with the charge's answer, which
+Stripe's double may lose, refunds of top-up payments follow, and a closing sweep charges what was
+never triggered; `topups.check_step` judges every step (one pending attempt at most, none while
+one is pending or the setting is stopped, the monthly limit, one PaymentIntent per attempt,
+declines and refunds disabling) and `topups.check_end` the end (each succeeded payment's credits
+landed exactly once).
+
 And once the plan is delivered (`check_final`): each spend key drew once, each hold drew once
 and gave back what was not captured, each refund's credits went back once, each adjustment
 and promotion was applied once, each pack granted once. `judge` then compares the run with its
@@ -46,8 +54,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, Protocol
 
-from tests.simulation import months
-from tests.simulation.months import APP, PROMO, STRIPE, Delivery, History
+from tests.simulation import months, topups
+from tests.simulation.months import APP, PROMO, STRIPE, SWEEP, TRIGGER, Delivery, History
 
 MONTHLY, PERMANENT = "monthly", "permanent"
 # Histories are checked in this many processes at once (1: in the test's own process).
@@ -56,7 +64,7 @@ REPLAY = "CREDITS_SIM_SEED={seed} .venv/bin/python -m pytest tests/simulation/te
 STRIPE_OUTCOMES = {"applied", "duplicate", "stale", "ignored"}
 # Record types granted once per Stripe fact (or promotion) that caused them.
 ONCE_PER_FACT = {"subscription_grant", "addon_purchase", "promo_grant", "addon_reinstated"}
-EARNING = {"subscription_grant", "addon_purchase", "promo_grant", "adjustment"}
+EARNING = {"subscription_grant", "addon_purchase", "promo_grant", "adjustment", "auto_topup"}
 VOLATILE = {"transaction_id", "created_at", "last_updated", "message", "settled_at"}
 
 
@@ -148,6 +156,10 @@ class Backend(Protocol):
 
     def ledger(self) -> Ledger: ...
 
+    def spawned(self, now: int) -> list[Delivery]:
+        """The deliveries the last step caused (auto top-up's triggers and webhooks), if it is live."""
+        ...
+
 
 @dataclass
 class Step:
@@ -161,6 +173,9 @@ class Run:
     steps: list[Step]
     ledger: Ledger
     model: "AppModel"
+    backend: Any = None
+    # Auto top-up's attempts once every delivery (and the last sweep) is done, before the books close.
+    attempts: dict[str, Any] = field(default_factory=dict)
 
 
 class Failure(AssertionError):
@@ -279,7 +294,13 @@ class AppModel:
             expect(not new, "a replay must write nothing")
             return
         kind = op["op"]
-        if kind in ("spend", "hold"):
+        if kind == "settings":
+            # Its commit gives expired holds back, as every change does; it writes nothing else.
+            released = all(r["type"] == "refund" and (self.spent.get(r["source"]) or _Spent(0, {})).hold for r in new)
+            expect(answer.status == 200 and released, "a valid setting is put, and it writes no record")
+        elif op.get("concurrent"):
+            self._race(op, fact, now, answer, seen, new, expect)
+        elif kind in ("spend", "hold"):
             self._spend(op, fact, now, answer, seen, new, expect)
         elif kind in ("capture", "release"):
             self._settle(op, fact, answer, new, expect)
@@ -319,6 +340,22 @@ class AppModel:
         self.spent[key] = _Spent(amount, {pool: -part for pool, part in drawn}, hold=op["op"] == "hold",
                                  expires_at=epoch_of(answer.body.get("expires_at")) or 0,
                                  status="held" if op["op"] == "hold" else "spent")
+
+    def _race(self, op, fact, now, answer, seen, new, expect) -> None:
+        """Two spends at once, each judged on the balance the one that took effect before it left."""
+        amounts = {op["key"]: op["amount"], op["concurrent"]["key"]: op["concurrent"]["amount"]}
+        expect(sorted(got["key"] for got in answer.body["spends"]) == sorted(amounts), "both spends are answered")
+        for got in answer.body["spends"]:
+            mine = Answer(got["status"], got["body"])
+            key = got["key"]
+            spend = {"amount": amounts[key]}
+            self._spend({"op": "spend", "amount": spend["amount"], "key": key}, fact, now, mine, seen,
+                        [r for r in new if r["source"] == key], expect)
+            if mine.status == 200:
+                taken = {pool: sum(-t["amount"] for t in mine.body["transactions"] if t["pool"] == pool)
+                         for pool in (PERMANENT, MONTHLY)}
+                seen = {"balance": seen["balance"] - spend["amount"],
+                        "credits_permanent": seen["credits_permanent"] - taken[PERMANENT]}
 
     def _settle(self, op, fact, answer, new, expect) -> None:
         hold = self.spent.get(op["hold_id"])
@@ -414,8 +451,18 @@ class Runner:
         steps: list[Step] = []
         last = min((d.at for d in plan), default=months.T0) - 1
         ledger = backend.ledger()
-        while queue:
-            if len(steps) > 10 * len(plan) + 50:
+        live = getattr(backend, "live", False) and history.topup is not None
+        attempts = backend.attempts() if history.topup is not None else {}
+        sweeps = 0
+        while queue or live and sweeps < 5 and any(a["status"] == "pending" for a in attempts.values()):
+            if not queue:
+                # The scheduler's sweep, a day after the last delivery, charges what was never triggered.
+                sweeps += 1
+                fact = months.Fact(f"sweep-closing-{sweeps}", SWEEP, last + months.DAY, "closing sweep",
+                                   {"op": "sweep"})
+                heapq.heappush(queue, (fact.at, counter, Delivery(fact, fact.at, fact.body)))
+                counter += 1
+            if len(steps) > 10 * len(plan) + 50 + 20 * len(attempts):
                 fail(history, "delivery", "the deliveries never settle")
             at, _, delivery = heapq.heappop(queue)
             now = last = max(at, last + 1)
@@ -423,28 +470,41 @@ class Runner:
             where = f"step {len(steps) + 1} ({delivery.label}, day {(now - months.T0) / months.DAY:.2f})"
             op = delivery.body.get("op") if delivery.fact.kind == APP else None
             seen = backend.balance() if answers and op in ("spend", "hold", "adjust") else None
+            setting_before = ledger.user.get("auto_topup")
             answer = backend.deliver(delivery)
             after = backend.ledger()
             check_ledger(history, after, where)
+            if history.topup is not None:
+                attempts_after = backend.attempts()
+                topups.check_step(history, backend.stripe, delivery, answer, attempts, attempts_after, setting_before,
+                                  after.user.get("auto_topup"), after.records[len(ledger.records):],
+                                  lambda message: fail(history, where, message))
+                attempts = attempts_after
+                for spawned in backend.spawned(now):
+                    heapq.heappush(queue, (spawned.at, counter, spawned))
+                    counter += 1
             if answer.status == 503:
                 if (*after.pools(), after.owed(), len(after.records)) != (*ledger.pools(), ledger.owed(),
                                                                           len(ledger.records)):
                     fail(history, where, "answered 503 but the ledger changed")
                 retry = {STRIPE: lambda: self.retries.randint(60, 2 * months.HOUR),
-                         PROMO: lambda: self.retries.randint(10, 600), APP: lambda: 1}[delivery.fact.kind]()
+                         PROMO: lambda: self.retries.randint(10, 600), APP: lambda: 1,
+                         TRIGGER: lambda: self.retries.randint(10, 600),
+                         SWEEP: lambda: self.retries.randint(60, 900)}[delivery.fact.kind]()
                 again = Delivery(delivery.fact, now + retry, delivery.body, None, delivery.again)
                 heapq.heappush(queue, (again.at, counter, again))
                 counter += 1
             elif delivery.fact.kind == STRIPE:
                 if answer.status != 200 or answer.body.get("outcome") not in STRIPE_OUTCOMES:
                     fail(history, where, f"Stripe was answered {answer.status} {answer.body}")
-            elif delivery.fact.kind == PROMO:
+            elif delivery.fact.kind in (PROMO, TRIGGER, SWEEP):
                 if answer.status != 200:
-                    fail(history, where, f"the promotion was answered {answer.status} {answer.body}")
+                    fail(history, where, f"the {delivery.fact.kind} was answered {answer.status} {answer.body}")
             elif answers:
                 model.check(delivery, now, answer, seen, ledger, after, where)
             steps.append(Step(delivery, now, answer))
             ledger = after
+        final_attempts = attempts
         if close and any(d.fact.kind == APP and d.body["op"] == "hold" for d in plan):
             # The books close later: one more change, so every expired hold's release is written.
             now = last + 10 * months.DAY
@@ -458,7 +518,7 @@ class Runner:
             model.adjusted[closing.body["key"]] = 1
             ledger = backend.ledger()
             check_ledger(history, ledger, "the closing adjustment")
-        return Run(steps, ledger, model)
+        return Run(steps, ledger, model, backend, final_attempts)
 
 
 def ends_without_a_subscription(history: History) -> bool:
@@ -513,6 +573,9 @@ def check_final(history: History, run: Run) -> None:
     for session, _, _ in history.payments.values():
         if counts[("addon_purchase", session)] != 1:
             fail(history, where, f"pack {session} granted {counts[('addon_purchase', session)]} times")
+    if history.topup is not None and run.backend is not None:
+        topups.check_end(history, run.backend.stripe, records, run.attempts,
+                         lambda message: fail(history, where, message))
 
 
 # -- the two comparisons -------------------------------------------------------------------------
@@ -566,7 +629,7 @@ def skippable(history: History, order: list[Delivery]) -> set[str]:
 # -- judging a history ------------------------------------------------------------------------------
 
 def deliver(history, deliveries, monkeypatch, clock, close, answers=True):
-    backend = FakeBackend(history, monkeypatch)
+    backend = FakeBackend(history, monkeypatch, live=answers)
     return Runner(history, backend, clock, random.Random(history.seed)).run(deliveries, close, answers)
 
 
@@ -648,7 +711,8 @@ def _without(history: History, dropped: set[str]) -> History:
             if f.kind == STRIPE and f.body["type"].startswith("checkout.session")
             and f.body["data"]["object"].get("payment_status") == "paid"}
     return months.History(history.seed, history.user_id, history.app, facts, history.line_items,
-                          {i: p for i, p in history.payments.items() if p[0] in paid}, history.copies)
+                          {i: p for i, p in history.payments.items() if p[0] in paid}, history.copies,
+                          history.topup)
 
 
 def shrink(seed: int, monkeypatch_factory, clock_factory) -> tuple[History, list[Delivery], str]:
@@ -745,8 +809,9 @@ class FakeBackend:
     `shared.spending`, `shared.operations.adjustments`) on a fresh in-memory Firestore, with the
     kernel double's faults armed for the commit a delivery asks for."""
 
-    def __init__(self, history: History, monkeypatch) -> None:
-        from shared.billing import stripe_api
+    def __init__(self, history: History, monkeypatch, live: bool = True) -> None:
+        from shared.billing import customers, stripe_api
+        from shared.store import scans
         from tests.support.fake_firestore import FakeFirestore, install
 
         self.history = history
@@ -754,13 +819,49 @@ class FakeBackend:
         monkeypatch.setattr(stripe_api, "checkout_line_items", history.line_item_objects)
         self._names: set[str] = set()
         self._records: list[dict[str, Any]] = []
+        # A live run draws what its charges cause (and loses Stripe's answers at times); a run
+        # delivered again has those deliveries in its plan already, and no faults.
+        self.live = live
+        self._spawns = random.Random(history.seed * 31 + 1)
+        self.stripe = topups.SimStripe(history, self.fake, random.Random(history.seed * 31 + 2) if live else None)
+        self._attempts_seen: set[str] = set()
+        if history.topup is not None:
+            self.stripe.install(monkeypatch)
+            # The queries of the sweep and of a setting without a customer, on the double (which
+            # serves no queries): the same filters and order.
+            monkeypatch.setattr(scans, "stale_attempts", self._stale_attempts)
+            monkeypatch.setattr(customers, "customer_of", self._customer_of)
+
+    def _stale_attempts(self, before, limit: int) -> list[dict[str, Any]]:
+        from shared.ledger import collections
+
+        found = [doc for doc in self.fake.docs(collections.TOPUPS).values()
+                 if doc.get("status") == "pending" and doc["created_at"] < before]
+        return sorted(found, key=lambda doc: doc["created_at"])[:limit]
+
+    def _customer_of(self, user_id: str) -> Optional[str]:
+        from shared.ledger import collections
+
+        links = [doc for doc in self.fake.docs(collections.STRIPE_CUSTOMERS).values() if doc.get("user_id") == user_id]
+        links.sort(key=lambda link: link.get("updated_at") or 0)
+        return links[-1]["customer_id"] if links else None
+
+    def spawned(self, now: int) -> list[Delivery]:
+        if not self.live or self.history.topup is None:
+            return []
+        return topups.spawned(self.history, self.stripe, self.fake, self._attempts_seen, now, self._spawns)
+
+    def attempts(self) -> dict[str, dict[str, Any]]:
+        return topups.attempts_of(self.history, self.fake) if self.history.topup is not None else {}
 
     def deliver(self, delivery: Delivery) -> Answer:
         from shared.common.errors import CreditsError
         from shared.ledger import collections
 
         fake = self.fake
-        if delivery.fault == months.LOSE_REPLY:
+        if delivery.body.get("concurrent"):
+            pass  # the racing spend's commit is the fault armed (`_call`)
+        elif delivery.fault == months.LOSE_REPLY:
             fake.lose_reply_of_next_commit()
         elif delivery.fault == months.STALL:
             fake.hold_next_commit()
@@ -791,6 +892,12 @@ class FakeBackend:
         from shared.spending.refunds import RefundRequest
 
         user_id = self.history.user_id
+        if kind == TRIGGER:
+            return self._trigger(body["attempt_id"])
+        if kind == SWEEP:
+            from shared.billing import topups as charging
+
+            return Answer(200, charging.sweep())
         if kind == STRIPE:
             outcome = webhooks.handle(body, months.raw(body))
             return Answer(200, {"received": True, "outcome": str(outcome.outcome)})
@@ -798,6 +905,10 @@ class FakeBackend:
             promotions.grant(PromoMessage.model_validate(body))
             return Answer(200, {})  # acknowledged, as the function answers Pub/Sub
         op = body["op"]
+        if op == "settings":
+            return Answer(200, self._put_setting(body["auto_topup"]))
+        if op == "spend" and body.get("concurrent"):
+            return self._racing_spends(body)
         if op == "spend":
             result = spending.spend(user_id, body["amount"], body["description"], body["key"])
         elif op == "hold":
@@ -814,6 +925,60 @@ class FakeBackend:
                                           "simulation", idempotency_key=body["key"])
             return Answer(200, adjusted.as_dict(), adjusted.replayed)
         return Answer(200, result.body, result.replayed)
+
+    def _trigger(self, attempt_id: str) -> Answer:
+        """Eventarc's delivery to `auto_topup`: a transient fault is redelivered (503 here), any other
+        is acknowledged, as the function does."""
+        from shared.billing import topups as charging
+        from shared.common.errors import CreditsError
+
+        try:
+            return Answer(200, {"status": charging.charge(attempt_id)})
+        except CreditsError as exc:
+            if exc.transient:
+                raise
+            return Answer(200, {"acknowledged": exc.code})
+
+    def _put_setting(self, setting: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """`PUT /users/{user_id}/settings` with `auto_topup`, as the spend function validates it."""
+        from shared.billing import catalog
+        from shared.spending import settings, settings_service
+
+        value = None
+        if setting is not None:
+            body = settings.AutoTopupBody.model_validate(setting)
+            value = body.setting(catalog.get().addon(body.price_id).permanent_credits)
+        return settings_service.put_settings(self.history.user_id, {settings.AUTO_TOPUP: value})
+
+    def _racing_spends(self, body: dict[str, Any]) -> Answer:
+        """A spend, and another instance's spend of the same user landing between its read and its
+        commit (or just after it, when it is refused without a commit): both answers, in the order
+        they took effect."""
+        from shared.common.errors import CreditsError
+        from shared.spending import service as spending
+        from tests.support.fake_ledger import another_instance_spends
+
+        user_id, other = self.history.user_id, body["concurrent"]
+        answers: list[dict[str, Any]] = []
+
+        def race() -> None:
+            try:
+                result = another_instance_spends(user_id, other["amount"], other["key"])
+                answers.append({"key": other["key"], "status": 200, "body": result.body})
+            except CreditsError as exc:
+                answers.append({"key": other["key"], "status": exc.status, "body": exc.body()})
+
+        self.fake.before_next_commit(race)
+        try:
+            result = spending.spend(user_id, body["amount"], body["description"], body["key"])
+            answers.append({"key": body["key"], "status": 200, "body": result.body})
+        except CreditsError as exc:
+            answers.append({"key": body["key"], "status": exc.status, "body": exc.body()})
+        if len(answers) == 1:
+            # Refused without a commit: the other spend comes just after instead.
+            self.fake.disarm()
+            race()
+        return Answer(200, {"spends": answers})
 
     def balance(self) -> dict[str, Any]:
         from shared.spending import service as spending

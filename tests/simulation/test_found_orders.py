@@ -1,20 +1,32 @@
-"""Arrival orders the generated histories found that do not end as creation order does.
+"""Arrival orders the generated histories found that do not end as creation order does, and the
+auto top-up histories that broke section 9.
 
 Each case is a minimized history from `test_user_months.py` (its seed is named): a few of one
 user's Stripe events, delivered once in the order Stripe created them and once in the order that
 was found, through `shared.billing.service.handle` on the in-memory Firestore. CONTRACT section
 4 ("Delivery order") says the monthly pool must end the same. Each once failed (the reasons in
-`found.py` say how); they stay as regression tests of the timeline that fixed them.
+`found.py` say how); they stay as regression tests of the timeline that fixed them. The auto
+top-up cases run the settings, the charge (`shared.billing.topups`, against the simulation's
+Stripe double) and the webhook the same way; `tests/e2e/test_auto_topup.py` has each on the
+emulator too.
 """
 
 from __future__ import annotations
 
 import json
 
+import pytest
 
 from shared.billing import service as webhooks
+from shared.billing import topups as charging
+from shared.common.errors import StripeUnavailable
 from shared.ledger import collections
+from shared.spending import settings, settings_service
+from shared.spending import service as spending
+from tests.simulation import months, topups
 from tests.simulation.found import (
+    CHARGED_THEN_CANCELED,
+    REMOVED_THEN_PUT,
     CANCELLED_REPLACEMENT,
     EARLY_UPGRADE,
     FIRST_INVOICE_AFTER_UPGRADE,
@@ -131,3 +143,60 @@ def test_a_replaced_subscription_s_late_pause_empties_the_pool_when_its_replacem
               b.paused(T0 + 26 * DAY, STARTER)]
     # Creation order: A paused, B begun and paused: nothing is left.
     assert_same_as_creation_order(events, [3, 0, 2, 1], monkeypatch, a.user_id)
+
+
+class _Always:
+    """An answer-losing draw that always loses it."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def _topup_user(monkeypatch, user_id: str, limit: int = 5):
+    fake = install(FakeFirestore(), monkeypatch)
+    history = months.History(0, user_id, True, topup={"customer": "cus_found", "default_method": months.SUCCEEDS,
+                                                       "monthly_limit": limit})
+    stripe = topups.SimStripe(history, fake, None).install(monkeypatch)
+    return fake, stripe
+
+
+def _put(user_id: str, enabled: bool = True, limit: int = 5, threshold: int = 100):
+    body = settings.AutoTopupBody.model_validate({"enabled": enabled, "threshold": threshold, "customer": "cus_found",
+                                                  "price_id": "price_pack_500", "monthly_limit": limit})
+    return settings_service.put_settings(user_id, {settings.AUTO_TOPUP: body.setting(500)})["auto_topup"]
+
+
+def _remove(user_id: str):
+    return settings_service.put_settings(user_id, {settings.AUTO_TOPUP: None})["auto_topup"]
+
+
+def test_a_charge_made_before_the_setting_was_stopped_lands_when_its_success_arrives(monkeypatch):
+    assert CHARGED_THEN_CANCELED
+    fake, stripe = _topup_user(monkeypatch, "found-charged")
+    attempt_id = _put("found-charged")["pending_attempt"]
+    stripe.rng = _Always()
+    with pytest.raises(StripeUnavailable):
+        charging.charge(attempt_id)  # Stripe charged; its answer never came back
+    stripe.rng = None
+    _put("found-charged", enabled=False)
+    assert charging.charge(attempt_id) == "canceled"
+
+    [succeeded] = stripe.outbox
+    assert webhooks.handle(succeeded, json.dumps(succeeded)).outcome == "applied"
+    user = fake.doc(collections.user("found-charged"))
+    assert user["credits_permanent"] == 500 and stripe.made[attempt_id] == 1
+    assert fake.doc(collections.topup_attempt(attempt_id))["status"] == "succeeded"
+
+
+def test_removing_the_setting_and_putting_it_again_keeps_its_pending_attempt_and_the_month_s_count(monkeypatch):
+    assert REMOVED_THEN_PUT
+    fake, stripe = _topup_user(monkeypatch, "found-removed", limit=1)
+    first = _put("found-removed", limit=1, threshold=1000)["pending_attempt"]
+    assert _remove("found-removed") is None
+    assert _put("found-removed", limit=1, threshold=1000)["pending_attempt"] == first
+    assert charging.charge(first) == "succeeded"
+    spending.spend("found-removed", 500, "render", "found-removed-1")
+    _remove("found-removed")
+    again = _put("found-removed", limit=1, threshold=1000)
+    assert (again["pending_attempt"], again["this_month"]) == (None, 1)
+    assert len(topups.attempts_of(months.History(0, "found-removed", True), fake)) == 1

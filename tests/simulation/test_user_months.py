@@ -31,6 +31,11 @@ fail the same way, the start of a named case in `test_found_orders.py`):
 
     CREDITS_SIM_SEED=1234 .venv/bin/python -m pytest tests/simulation/test_user_months.py -q
 
+With auto top-up (a share of the app histories, `months._topups`), the run also delivers what
+each charge causes (`topups.spawned`) and checks section 9 after every step and at the end
+(`topups`); the reference run delivers those deliveries as they took effect, so the final
+credits must not depend on the order the triggers, the charges' answers and the webhooks came in.
+
 Seeds that meet a known bug are listed in `found.py` and run as strict xfails of their own.
 """
 

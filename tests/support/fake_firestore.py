@@ -222,9 +222,10 @@ class FakeFirestore:
         self._arm(("lose",))
 
     def disarm(self) -> None:
-        """Forget a fault armed for a next commit that never came."""
+        """Forget a fault (or a `before_next_commit` callback) armed for a next commit that never came."""
         with self._lock:
             self._armed = None
+            self._before = []
 
     def hold_next_commit(self) -> None:
         self._arm(("hold",))

@@ -95,6 +95,40 @@ def test_putting_a_setting_again_makes_it_active_with_no_failures_and_keeps_the_
         "active", None, 0, None, 2)
 
 
+def test_removing_the_setting_keeps_the_pending_attempt_and_the_months_count_for_a_setting_put_again():
+    # Found by the simulation (tests/simulation/found.py, REMOVED_THEN_PUT).
+    counted = replace(SETTING, month="2026-12", this_month=1, pending_attempt="a1")
+    stub = rules.removed_setting(counted)
+    assert (stub.enabled, stub.removed, stub.pending_attempt, stub.this_month) == (False, True, "a1", 1)
+    assert rules.view(stub, NOW) is None and rules.decide_attempt("u", stub, 0, NOW) is None
+    assert rules.should_charge({"attempt_id": "a1", "status": "pending"}, stub) is False
+    again = rules.put_setting(SETTING, stub)
+    assert (again.removed, again.pending_attempt, again.this_month) == (False, "a1", 1)
+    assert rules.decide_attempt("u", again, 0, NOW) is None  # "a1" is still pending
+    # Nothing to keep: the setting goes, as before.
+    assert rules.removed_setting(SETTING) is None and rules.removed_setting(None) is None
+
+
+def test_a_removed_settings_stub_follows_its_attempts_outcomes_but_never_becomes_a_setting_again():
+    stub = rules.removed_setting(replace(SETTING, month="2026-12", this_month=1, pending_attempt="a1"))
+    failed = _after(stub, ChargeOutcome(rules.FAILED, decline_code="lost_card"))
+    assert (failed.pending_attempt, failed.this_month, failed.status, failed.removed) == (None, 0, "active", True)
+    assert rules.reversed_payment(stub) == stub
+
+
+def test_a_success_of_an_attempt_canceled_after_its_charge_was_made_lands_and_counts_again():
+    # Found by the simulation (tests/simulation/found.py, CHARGED_THEN_CANCELED).
+    canceled = {"attempt_id": "a1", "status": "canceled", "payment_intent": None}
+    assert rules.settles(canceled, ChargeOutcome(rules.SUCCEEDED, payment_intent="pi_1"))
+    assert not rules.settles(canceled, ChargeOutcome(rules.FAILED, "generic_decline", payment_intent="pi_1"))
+    another = ChargeOutcome(rules.SUCCEEDED, payment_intent="pi_1")
+    assert not rules.settles({**canceled, "payment_intent": "pi_2"}, another)
+    stopped = replace(SETTING, enabled=False, month="2026-12", this_month=0)
+    after = rules.settle_setting(stopped, "a1", ChargeOutcome(rules.SUCCEEDED, payment_intent="pi_1"), NOW, NOW,
+                                 was_canceled=True)
+    assert (after.enabled, after.this_month, after.failures) == (False, 1, 0)
+
+
 def test_the_setting_round_trips_its_document_and_ignores_one_that_is_not_a_setting():
     assert TopupSetting.from_dict(SETTING.to_dict()) == SETTING
     assert TopupSetting.from_dict({"enabled": True}) is None and TopupSetting.from_dict("x") is None
