@@ -11,10 +11,11 @@ Rules enforced here:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ..common import log
 from ..ledger import collections
+from ..ledger.audit import AuditEntry, audited, reads_of
 from ..store import documents
 from ..store.client import utcnow
 from ..store.commit import change_user
@@ -25,9 +26,11 @@ def get_settings(user_id: str) -> dict[str, Any]:
     return settings_view(user_id, documents.read(collections.user(user_id)), utcnow())
 
 
-def put_settings(user_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Change the named settings; what `get_settings` answers after."""
-    result = change_user(user_id, lambda snap: decide_settings(snap, changes), operation="settings")
+def put_settings(user_id: str, changes: Mapping[str, Any], audit: Optional[AuditEntry] = None) -> dict[str, Any]:
+    """Change the named settings; what `get_settings` answers after. With `audit`, its entry is
+    created in the same commit, and a repeat under the entry's key changes nothing."""
+    result = change_user(user_id, audited(lambda snap: decide_settings(snap, changes), audit),
+                         reads=reads_of(audit), operation="settings")
     log.info("settings changed", user_id=user_id, outcome="changed", settings=sorted(changes))
     if changes.get(AUTO_TOPUP) is None:
         return result
