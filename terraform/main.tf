@@ -4,7 +4,7 @@
 #
 # Files: functions.tf (sources, functions, service accounts, invokers), operator.tf (the scheduler's
 # identity), holds.tf and reconcile.tf (the schedules), events.tf, pubsub.tf, firestore.tf,
-# secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in the README's "Deploy" section.
+# secrets.tf, bigquery.tf, monitoring.tf (alert policies), console.tf (the support console behind IAP). Deploying is described in the README's "Deploy" section.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -83,6 +83,9 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
+    # The support console's load balancer and Identity-Aware Proxy (console.tf).
+    "compute.googleapis.com",
+    "iap.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
