@@ -8,7 +8,9 @@ Rules enforced here:
   once, so a repeat changes nothing and a different request under the same key is refused;
   the operator is not part of the request's identity (a colleague re-running it is a repeat);
 - a positive adjustment first pays what the user owes (`accounts.grant_and_collect`), in the
-  same commit.
+  same commit;
+- an adjustment made in the support console also creates the console's audit entry in that
+  commit (`ledger.audit.audited`).
 """
 
 from __future__ import annotations

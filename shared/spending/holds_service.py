@@ -2,7 +2,8 @@
 
 Rules enforced here:
 - every refund, hold, capture, release and expiry is one `change_user` commit holding the pools,
-  the records, the hold and give-back documents and the key's marker;
+  the records, the hold and give-back documents and the key's marker; a refund or release taken
+  in the support console holds its audit entry too (`ledger.audit.audited`);
 - a capture or release needs the hold's user before its one batched read; the owner of a hold
   never changes, so an instance remembers it (bounded) and reads the hold first only when it
   does not know it yet;

@@ -4,7 +4,8 @@ Rules enforced here:
 - a read writes nothing; a user with no record reads as no settings;
 - a change is one `change_user` commit (the kernel's, conditioned on the user document read), so
   it lands whole or not at all, and releases the user's expired holds in the same commit like
-  any other change; a change of nothing commits nothing;
+  any other change; a change of nothing commits nothing; a change made in the support console
+  holds its audit entry in the same commit, and a repeat under the entry's key changes nothing;
 - the answer to a change is what `GET` answers once it committed, read back: the auto top-up
   attempt the kernel may add to the same commit shows as its `pending_attempt`.
 """
