@@ -13,8 +13,8 @@ Rules enforced here:
   commit (adjust: `operations.adjustments`, which also writes its `credit_adjustments` record with
   the actor as operator; refund and hold release: `spending.holds_service`; auto top-up on or
   off: `spending.settings_service`, the setting joined to the catalog as the API's `PUT` does);
-- replaying a kept Stripe event, replaying or discarding a kept promo message call the services
-  `credits replay` calls, then record the entry (`operations.audit_log.record`: why not in the
+- replaying or discarding a kept Stripe event, replaying or discarding a kept promo message call
+  the services `credits replay` calls, then record the entry (`operations.audit_log.record`: why not in the
   same commit is said there);
 - a hold is released only through the user page it belongs to, and a spend is refunded only for
   the user who made it (the refund service checks that too).
@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from shared.billing import catalog
 from shared.billing import service as webhooks
+from shared.billing import unapplied
 from shared.common.errors import Forbidden, HoldNotFound, InvalidRequest
 from shared.ledger.audit import MAX_REASON, AuditEntry
 from shared.operations import adjustments, audit_log
@@ -214,3 +215,18 @@ def discard_message(actor: Actor, config: ConsoleSettings, form) -> Done:
     result = rejected.discard(message_id, reason, actor.email)
     audit_log.record(entry, {"results": [result]}, outcome=result["outcome"])
     return Done(f"message {message_id}: {result['outcome']}")
+
+
+def discard_event(actor: Actor, config: ConsoleSettings, form) -> Done:
+    event_id = (form.get("event_id") or "").strip()
+    reason = reason_of(form.get("reason"))
+    _allowed(actor, roles.DISCARD_EVENT, config)
+    if not event_id:
+        raise InvalidRequest("name the event", fields=[{"field": "event_id", "problem": "required"}])
+    user_id = (form.get("user_id") or "").strip() or None
+    entry = _entry(actor, roles.DISCARD_EVENT, reason, form.get("nonce"), user_id, event_id, event_id=event_id)
+    if (before := _done_before(entry)) is not None:
+        return before
+    result = unapplied.discard(event_id, reason, actor.email)
+    audit_log.record(entry, {"results": [result]}, outcome=result["outcome"])
+    return Done(f"event {event_id}: {result['outcome']}")

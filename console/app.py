@@ -223,6 +223,10 @@ def _routes(app: Flask, config: ConsoleSettings) -> None:
     def replay_event():
         return _done(url_for("events"), lambda: actions.replay_event(g.actor, config, request.form))
 
+    @app.post("/events/discard")
+    def discard_event():
+        return _done(url_for("events"), lambda: actions.discard_event(g.actor, config, request.form))
+
     @app.post("/messages/replay")
     def replay_message():
         return _done(url_for("events"), lambda: actions.replay_message(g.actor, config, request.form))

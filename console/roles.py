@@ -26,6 +26,7 @@ AUTO_TOPUP = "auto_topup"
 REPLAY_EVENT = "replay_event"
 REPLAY_MESSAGE = "replay_message"
 DISCARD_MESSAGE = "discard_message"
+DISCARD_EVENT = "discard_event"
 # Every action and the least role that may take it.
 ACTIONS = {
     ADJUST: AGENT,
@@ -35,6 +36,7 @@ ACTIONS = {
     REPLAY_EVENT: AGENT,
     REPLAY_MESSAGE: AGENT,
     DISCARD_MESSAGE: AGENT,
+    DISCARD_EVENT: AGENT,
 }
 
 

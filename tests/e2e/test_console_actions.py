@@ -4,6 +4,7 @@ and CSRF are enforced, IAP's header names the actor in Google Cloud mode."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -188,3 +189,23 @@ def test_behind_iap_the_header_names_the_actor_and_the_lists_give_the_role(db):
     page = client.get("/users/zed", headers={header: "accounts.google.com:alex@example.com"}).get_data(as_text=True)
     assert re.search(r'data-testid="role">agent<', page)
     assert "console-test-secret" not in page and "secret_key" not in page
+
+
+def test_discarding_a_kept_stripe_event_is_what_credits_replay_does_and_is_audited(console, db):
+    from shared.billing import service as webhooks
+    from tools.local import stripe_events as sf
+
+    line = sf.invoice_line("current", "price_unknown_monthly", sf.period(1), "sub_hal")
+    evt = sf.event("invoice.paid", sf.invoice("current", "subscription_create", [line], "sub_hal", "cus_hal", "hal"))
+    assert webhooks.handle(evt, json.dumps(evt)).outcome == "unapplied"
+    agent = signed_in(console, "alex@example.com", "agent")
+    page = agent.get("/events").get_data(as_text=True)
+    assert evt["id"] in page
+    form = {"csrf_token": csrf_of(page), "nonce": nonce_of(page), "event_id": evt["id"], "user_id": "hal",
+            "reason": "a price that never existed"}
+    assert agent.post("/events/discard", data=form).status_code == 303
+    assert agent.post("/events/discard", data=form).status_code == 303
+    journal = db.document(f"webhook_events/{evt['id']}").get().to_dict()
+    assert journal["outcome"] == "discarded" and journal["discarded_by"] == "alex@example.com"
+    assert [(e["action"], e["outcome"]) for e in audit_entries(db, "hal")] == [("discard_event", "discarded")]
+    assert 'data-testid="kept-events"' not in agent.get("/events").get_data(as_text=True)  # none waits
