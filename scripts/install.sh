@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing) and installs the runtime and development requirements into it, the
 # Python client (clients/python), the system Chromium when missing (the console's browser tests),
-# and the npm packages of clients/web and clients/typescript (as locked). Each installs only when what it installs from changed: a stamp in .venv holds the SHA-256
-# of the requirements files, both pyproject.toml files and the Python version of the last install
-# that finished.
+# and the npm packages of clients/web and clients/typescript (as locked). Each installs only when
+# what it installs from changed: a stamp in .venv holds the SHA-256 of the requirements files, both
+# pyproject.toml files and the Python version of the last install that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
