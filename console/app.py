@@ -130,14 +130,13 @@ def _done(target: str, do: Callable[[], actions.Done]):
     """Run an action and go back to `target` saying what happened (a refusal says why)."""
     try:
         done = do()
+    except Forbidden as exc:
+        return _page("error.html", 403, title="Not allowed", error=exc.body()["error"])
     except CreditsError as exc:
         if exc.transient:
             flash(f"unavailable: {exc.message}; nothing was done, retry", "error")
         else:
             flash(f"{exc.code}: {exc.message}", "error")
-        status = exc.status if isinstance(exc, Forbidden) else 303
-        if status == 403:
-            return _page("error.html", 403, title="Not allowed", error=exc.body()["error"])
         return redirect(target, 303)
     flash(done.message, "info" if done.already else "success")
     return redirect(target, 303)

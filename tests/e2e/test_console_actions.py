@@ -102,7 +102,7 @@ def test_an_agent_adjustment_over_the_limit_is_refused_and_an_admins_is_not(cons
                                                          reason="big"))
     assert done.status_code == 303
     assert spending.balance("bea")["balance"] == 10 + LIMIT + 1
-    adjustment = [r for r in records_of(db, "bea") if r["type"] == "adjustment"][-1]
+    adjustment = max((r for r in records_of(db, "bea") if r["type"] == "adjustment"), key=lambda r: r["seq"])
     assert adjustment["description"] == "Adjustment by root@example.com: big"
     assert [e["actor"] for e in audit_entries(db, "bea")] == ["root@example.com"]
 
@@ -209,3 +209,18 @@ def test_discarding_a_kept_stripe_event_is_what_credits_replay_does_and_is_audit
     assert journal["outcome"] == "discarded" and journal["discarded_by"] == "alex@example.com"
     assert [(e["action"], e["outcome"]) for e in audit_entries(db, "hal")] == [("discard_event", "discarded")]
     assert 'data-testid="kept-events"' not in agent.get("/events").get_data(as_text=True)  # none waits
+
+
+def test_the_ledger_page_filters_by_type_and_pages_with_its_filters_kept(console, db, spend_client):
+    seed("ivy", 100)
+    for n in range(30):
+        assert spend_client.post("/spend", json={"user_id": "ivy", "amount": 1, "idempotency_key": f"ivy-{n}"}).status_code == 200
+    viewer = signed_in(console, "val@example.com", "viewer")
+    first = viewer.get("/users/ivy/ledger?type=spent").get_data(as_text=True)
+    assert first.count("ivy-") == 25 and "adjustment" not in first.split('data-testid="ledger"')[1]
+    more = re.search(r'<a href="([^"]+)" rel="next">', first).group(1).replace("&amp;", "&")
+    assert "type=spent" in more
+    second = viewer.get(more).get_data(as_text=True)
+    assert second.count("ivy-") == 5 and 'rel="next"' not in second
+    refunds_only = viewer.get("/users/ivy/ledger?type=refund").get_data(as_text=True)
+    assert "No records." in refunds_only
