@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing) and installs the runtime and development requirements into it, the
-# Python client (clients/python), and the npm packages of clients/web and clients/typescript (as
-# locked). Each installs only when what it installs from changed: a stamp in .venv holds the SHA-256
-# of the requirements files, both pyproject.toml files and the Python version of the last install
-# that finished.
+# Python client (clients/python), the system Chromium when missing (the console's browser tests),
+# and the npm packages of clients/web and clients/typescript (as locked). Each installs only when
+# what it installs from changed: a stamp in .venv holds the SHA-256 of the requirements files, both
+# pyproject.toml files and the Python version of the last install that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -24,6 +24,14 @@ if [ ! -x .venv/bin/credits ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] 
   # clients/python, the Python client of the API (its dependencies are pinned in requirements-dev.txt).
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
   echo "$wanted" > "$stamp"
+fi
+# The support console's browser tests drive the system Chromium (Debian's `chromium` package) with
+# Playwright (requirements-dev.txt); Playwright downloads no browser. Installed when missing and
+# apt-get can (as root); without it those tests are skipped, saying why.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+    || echo "install.sh: could not install chromium; the console's browser tests will be skipped" >&2
 fi
 # clients/web (the Firebase JavaScript SDK) and clients/typescript (openapi-typescript and tsc, which
 # generate and check the API's TypeScript definitions): exactly what each package-lock.json pins

@@ -11,6 +11,8 @@ Ports (each can be moved with the environment variable named beside it):
   balance page        8087  WEB_PORT            (tools/local/web_page.py: clients/web, the balance live)
   operator_sweeps     8088  OPERATOR_SWEEPS_PORT  (the sweeps Cloud Scheduler calls in Google Cloud)
   auto_topup          8089  AUTO_TOPUP_PORT   (fed each new credits_topups attempt by scripts/local_events.py)
+  support console     8090  CONSOLE_PORT      (functions/console, with the development sign-in: name
+                                               yourself and pick a role; IAP does this in Google Cloud)
 
 The Stripe stand-in answers auto top-up's prices, customers and PaymentIntents and sends the
 matching webhooks (`payment_intent.succeeded` / `.payment_failed`), signed, to the local
@@ -57,6 +59,7 @@ SERVICES = {
     "stripe_api": (8086, "Stripe API stand-in"),
     **{name: (number, f"function {name}") for name, number in FUNCTIONS.items()},
     "web": (8087, "balance page"),
+    "console": (8090, "support console"),
 }
 RULES = ROOT / "terraform" / "firestore.rules"
 EXPORT_NAME = "firestore_export"
@@ -164,6 +167,13 @@ def web_page_command(number: int, firestore_host: str, project: str) -> list[str
     """The example balance page (clients/web), read from the Firestore emulator under the client rules."""
     return [sys.executable, "-m", "tools.local.web_page", "--host", HOST, "--port", str(number),
             "--firestore", firestore_host, "--project", project, "--user", SEED_USER]
+
+
+def console_env(env: dict[str, str]) -> dict[str, str]:
+    """The support console's settings for a local run: the development sign-in (never in Google
+    Cloud: the console refuses it where K_SERVICE is set), a signing key for this run only."""
+    return {**env, "CONSOLE_DEV_SIGN_IN": "1", "CONSOLE_SECRET_KEY": secrets.token_urlsafe(32),
+            "CONSOLE_AGENT_ADJUST_LIMIT": env.get("CONSOLE_AGENT_ADJUST_LIMIT", "1000")}
 
 
 def wait_for_port(number: int, process: subprocess.Popen, what: str, log_path: Path, timeout: float = 60) -> None:
@@ -298,6 +308,8 @@ class LocalRun:
         self.after_start(env)
         web = self.spawn("web", web_page_command(self.chosen["web"], self.firestore.host, self.project), env)
         wait_for_port(self.chosen["web"], web.process, "the balance page", web.log_path)
+        console = self.spawn("console", function_command("console", self.chosen["console"]), console_env(env))
+        wait_for_port(self.chosen["console"], console.process, "the support console", console.log_path)
 
     def after_start(self, env: dict[str, str]) -> None:
         """Wiring that needs the emulators and functions up (topics, subscriptions, forwarders)."""
@@ -327,6 +339,8 @@ class LocalRun:
                 print(f"{started.name:<19} listening on http://{HOST}:{self.chosen[started.name]}/  log {started.log_path}")
         print(f"{'events forwarder':<19} log {self.log('ledger-events-forwarder')}")
         print(f"{'balance page':<19} http://{HOST}:{self.chosen['web']}/?uid={SEED_USER}  log {self.log('web')}")
+        print(f"{'support console':<19} http://{HOST}:{self.chosen['console']}/  (sign in with any name and a role)  "
+              f"log {self.log('console')}")
         if self.keep_data:
             print(f"Firestore data is exported to {self.keep_data} when the run stops (Ctrl-C).")
         else:

@@ -4,7 +4,8 @@
 #
 # Files: functions.tf (sources, functions, service accounts, invokers), operator.tf (the scheduler's
 # identity), holds.tf and reconcile.tf (the schedules), events.tf, pubsub.tf, firestore.tf,
-# secrets.tf, bigquery.tf, monitoring.tf (alert policies). Deploying is described in docs/how-to/deploy.md.
+# secrets.tf, bigquery.tf, monitoring.tf (alert policies), auto_topup.tf, console.tf (the support
+# console behind IAP). Deploying is described in docs/how-to/deploy.md.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -83,6 +84,9 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
+    # The support console's load balancer and Identity-Aware Proxy (console.tf).
+    "compute.googleapis.com",
+    "iap.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",

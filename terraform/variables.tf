@@ -187,3 +187,52 @@ variable "auto_topup_failure_ratio" {
     error_message = "auto_topup_failure_ratio is a share between 0 and 1."
   }
 }
+
+# --- The support console (console.tf) ----------------------------------------------------------
+
+variable "console_domain" {
+  description = "Host name the support console is served on behind IAP (e.g. support.example.com); null: no console."
+  type        = string
+  default     = null
+}
+
+variable "console_iap_members" {
+  description = "Principals IAP lets through to the console, e.g. group:credits-support@example.com."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_admins" {
+  description = "Console admins: emails, or domain:example.com (CONSOLE_ADMINS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_agents" {
+  description = "Console agents, who take actions with adjustments up to console_agent_adjust_limit (CONSOLE_AGENTS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_viewers" {
+  description = "Console viewers, read only (CONSOLE_VIEWERS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_agent_adjust_limit" {
+  description = "Most credits an agent may add or remove in one adjustment."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.console_agent_adjust_limit >= 0 && floor(var.console_agent_adjust_limit) == var.console_agent_adjust_limit
+    error_message = "console_agent_adjust_limit must be a whole number, 0 or more."
+  }
+}
+
+variable "console_secret_key_version" {
+  description = "Secret Manager version of the console's signing key (add version 1 before setting console_domain)."
+  type        = string
+  default     = "1"
+}

@@ -20,7 +20,7 @@ import functions_framework
 from pydantic import ValidationError
 
 from shared.common import http, jsontext, log, server
-from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed, UnknownPrice
+from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
 from shared.common.validation import invalid
 from shared.common.validation import user_id as valid_id
 from shared.spending import service as spending
@@ -194,11 +194,7 @@ def _topup_setting(body):
     billing feature's, so the edge, which may use both, joins them)."""
     from shared.billing import catalog
 
-    addon = catalog.get().addon(body.price_id)
-    if addon is None:
-        raise UnknownPrice(f"price {body.price_id!r} is not an add-on of the catalog",
-                           fields=[{"field": "auto_topup.price_id", "problem": "not a catalog add-on"}])
-    return body.setting(addon.permanent_credits)
+    return body.setting(catalog.get().topup_credits(body.price_id))
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 from ..common import settings
-from ..common.errors import CatalogError
+from ..common.errors import CatalogError, UnknownPrice
 
 ENV = "CREDITS_CATALOG"
 MAX_CREDITS = 1_000_000_000
@@ -52,6 +52,16 @@ class Catalog:
 
     def addon(self, price_id: Optional[str]) -> Optional[Addon]:
         return self.addons.get(price_id) if price_id else None
+
+    def topup_credits(self, price_id: str) -> int:
+        """The permanent credits one unit of an auto top-up's price grants: the price must be a
+        catalog add-on (UnknownPrice otherwise). The API's settings `PUT` and the support
+        console both join a setting to the catalog through here."""
+        addon = self.addon(price_id)
+        if addon is None:
+            raise UnknownPrice(f"price {price_id!r} is not an add-on of the catalog",
+                               fields=[{"field": "auto_topup.price_id", "problem": "not a catalog add-on"}])
+        return addon.permanent_credits
 
 
 def _credits(where: str, entry: Mapping[str, Any], name: str, minimum: int, required: bool) -> int:

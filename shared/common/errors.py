@@ -47,6 +47,13 @@ class NotFound(CreditsError):
     code = "not_found"
 
 
+class Forbidden(CreditsError):
+    """The signed-in person's role does not allow this (the support console's permission rules)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class MethodNotAllowed(CreditsError):
     """The route exists but not for this HTTP method."""
 

@@ -51,6 +51,11 @@ def adjustment_id(idempotency_key: str | None = None) -> str:
     return f"adj_{digest('adjustment:' + idempotency_key)[:40]}"
 
 
+def audit_entry_id(idempotency_key: str) -> str:
+    """An audited action's entry id: derived from the action's key, so a repeat finds it."""
+    return f"audit_{digest('audit:' + idempotency_key)[:40]}"
+
+
 def grant_record_id(grant_id: str, user_id: str) -> str:
     """The id of a user's record of a promotion: the same for every delivery of that grant."""
     return f"promo_{digest(grant_id, user_id)}"

@@ -30,6 +30,8 @@ STRIPE_PAYMENTS = "stripe_payments"
 OPERATIONS = "credits_operations"
 # Auto top-up attempts, one document each (CONTRACT section 9).
 TOPUPS = "credits_topups"
+# One entry per action taken in the support console: who, when, why, what changed, its key.
+AUDIT = "credits_audit"
 # One witness per commit, created by it alone: how a commit whose reply was lost is known to have
 # landed (store.pipeline). Kept a week, then deleted by Firestore's TTL policy.
 COMMITS = "credits_commits"
@@ -87,6 +89,10 @@ def topup_attempt(attempt_id: str) -> str:
 def stripe_payment(payment_intent: str) -> str:
     """A payment's document, by its PaymentIntent id."""
     return path(STRIPE_PAYMENTS, ids.document_id(payment_intent))
+
+
+def audit_entry(idempotency_key: str) -> str:
+    return path(AUDIT, ids.audit_entry_id(idempotency_key))
 
 
 def commit_witness(change_id: str) -> str:

@@ -8,7 +8,9 @@ Rules enforced here:
   once, so a repeat changes nothing and a different request under the same key is refused;
   the operator is not part of the request's identity (a colleague re-running it is a repeat);
 - a positive adjustment first pays what the user owes (`accounts.grant_and_collect`), in the
-  same commit.
+  same commit;
+- an adjustment made in the support console also creates the console's audit entry in that
+  commit (`ledger.audit.audited`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..common import ids, log
 from ..common.errors import InvalidRequest
 from ..ledger import accounts, codec, collections, records
 from ..ledger.accounts import Entry
+from ..ledger.audit import AuditEntry, audited, reads_of
 from ..ledger.change import Change, Snapshot
 from ..ledger.idempotency import Once
 from ..ledger.models import CreditPool, TransactionType
@@ -141,11 +144,13 @@ def adjust(
     reason: str,
     operator: str,
     idempotency_key: Optional[str] = None,
+    audit: Optional[AuditEntry] = None,
 ) -> AdjustmentResult:
-    """Add (or with a negative amount remove) `amount` credits to one pool of the user."""
+    """Add (or with a negative amount remove) `amount` credits to one pool of the user; with
+    `audit`, its entry is created in the same commit (`ledger.audit`)."""
     request = validate(user_id, pool, amount, reason, operator, idempotency_key)
-    result = change_user(user_id, lambda snap: decide_adjustment(snap, request),
-                         reads=[request.command.path], operation="adjust")
+    result = change_user(user_id, audited(lambda snap: decide_adjustment(snap, request), audit),
+                         reads=[request.command.path, *reads_of(audit)], operation="adjust")
     log.info(
         "adjustment replayed" if result.replayed else "adjustment applied",
         user_id=user_id,

@@ -2,7 +2,8 @@
 
 Rules enforced here:
 - every refund, hold, capture, release and expiry is one `change_user` commit holding the pools,
-  the records, the hold and give-back documents and the key's marker;
+  the records, the hold and give-back documents and the key's marker; a refund or release taken
+  in the support console holds its audit entry too (`ledger.audit.audited`);
 - a capture or release needs the hold's user before its one batched read; the owner of a hold
   never changes, so an instance remembers it (bounded) and reads the hold first only when it
   does not know it yet;
@@ -21,6 +22,7 @@ from typing import Any, Optional
 from ..common import log
 from ..common.errors import HoldNotFound
 from ..ledger import collections
+from ..ledger.audit import AuditEntry, audited, reads_of
 from ..ledger.holds import EXPIRED, HELD, MAX_OPEN_HOLDS
 from ..store import documents, scans
 from ..store.client import utcnow
@@ -74,9 +76,11 @@ def preview(user_id: str, amount: int, description: str = "") -> SpendResult:
     return change_user(user_id, lambda snap: preview_spend(snap, request, order), operation="preview")
 
 
-def refund(request: RefundRequest) -> RefundResult:
+def refund(request: RefundRequest, audit: Optional[AuditEntry] = None) -> RefundResult:
+    """Give a spend's credits back; with `audit`, its entry is created in the same commit."""
     result = change_user(
-        request.user_id, lambda snap: decide_refund(snap, request), reads=request.reads, operation="refund"
+        request.user_id, audited(lambda snap: decide_refund(snap, request), audit),
+        reads=request.reads + reads_of(audit), operation="refund"
     )
     log.info(
         "refund replayed" if result.replayed else "refund applied",
@@ -103,11 +107,11 @@ def hold(request: HoldRequest) -> HoldResult:
     return result
 
 
-def settle(request: SettleRequest) -> HoldResult:
-    """Capture or release a hold, once."""
+def settle(request: SettleRequest, audit: Optional[AuditEntry] = None) -> HoldResult:
+    """Capture or release a hold, once; with `audit`, its entry is created in the same commit."""
     user_id = _owner(request.hold_id)
-    result = change_user(user_id, lambda snap: decide_settle(snap, request), reads=request.reads,
-                         operation="settle_hold")
+    result = change_user(user_id, audited(lambda snap: decide_settle(snap, request), audit),
+                         reads=request.reads + reads_of(audit), operation="settle_hold")
     log.info("hold settled", user_id=user_id, source=request.hold_id,
              outcome="replayed" if result.replayed else result.body["status"], captured=result.body["captured"])
     return result

@@ -89,7 +89,8 @@ def read_many(paths: list[str], chunk: int = 300) -> dict[str, Optional[dict[str
 
 @dataclass(frozen=True)
 class Write:
-    """One write of `write_all`: a put (whole, or merged), a create, an update over `version`, or a delete."""
+    """One write of `write_all`: a put (whole, or merged), a create, an update over `version`, or a
+    delete (of `version` only, when given)."""
 
     path: str
     data: Optional[dict[str, Any]] = None
@@ -107,7 +108,8 @@ def write_all(writes: Sequence[Write]) -> bool:
     for write in writes:
         ref = db.document(write.path)
         if write.delete:
-            batch.delete(ref)
+            # With a version: deleted only if still that version (else nothing is written).
+            batch.delete(ref, option=db.write_option(last_update_time=write.version) if write.version else None)
         elif write.create:
             batch.create(ref, write.data)
         elif write.version is not None:

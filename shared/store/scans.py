@@ -248,6 +248,13 @@ def documents(collection: str, field: Optional[str] = None, value: Any = None,
         return list(query.stream(retry=None, timeout=deadline()))
 
 
+def latest(collection: str, order_by: str, limit: int) -> list[Any]:
+    """The snapshots of a bookkeeping collection with the highest `order_by`, highest first."""
+    query = client().collection(collection).order_by(order_by, direction="DESCENDING").limit(limit)
+    with faults(f"latest:{collection}"):
+        return list(query.stream(retry=None, timeout=deadline()))
+
+
 def expired_holds(now: datetime, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` holds still `held` whose `expires_at` has passed, soonest expired first."""
     query = (

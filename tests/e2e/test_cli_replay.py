@@ -145,3 +145,20 @@ def test_a_message_that_can_never_succeed_is_discarded_with_a_reason_and_kept_fo
     assert credits(capsys, "replay").code == 0
     assert credits(capsys, "replay", "--message-id", "msg-bad", "--json").json["results"][0]["outcome"] != "replayed"
     assert credits(capsys, "replay", "--discard", "msg-bad", "--reason", "again").code == 1
+
+
+def test_a_stripe_event_that_can_never_apply_is_discarded_with_a_reason_and_journaled(db, capsys, catalog_file):
+    evt = unknown_price_event("team-user")
+    assert webhooks.handle(evt, json.dumps(evt)).outcome == "unapplied"
+    refused = credits(capsys, "replay", "--discard-event", evt["id"])
+    assert refused.code == 2
+    run = credits(capsys, "replay", "--discard-event", evt["id"], "--reason", "price retired long ago",
+                  "--operator", "ops-anna", "--json")
+    assert run.code == 0 and run.json["results"][0]["outcome"] == "discarded"
+    # No longer waiting; the journal says who gave up on it and why, and keeps the raw body.
+    assert credits(capsys, "replay", "--json").json["stripe_events"] == []
+    journal = db.document(f"webhook_events/{evt['id']}").get().to_dict()
+    assert journal["outcome"] == "discarded" and journal["discarded_by"] == "ops-anna"
+    assert journal["discard_reason"] == "price retired long ago" and journal["kept_reason"] and journal["raw"]
+    assert credits(capsys, "replay", "--discard-event", evt["id"], "--reason", "again").code == 1
+    assert user_doc(db, "team-user") is None

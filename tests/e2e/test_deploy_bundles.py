@@ -30,10 +30,18 @@ CATALOG = ROOT / "config" / "catalog.example.json"
 WEBHOOK_SECRET = "whsec_bundle_test_secret"
 PROMO_TOPIC = f"projects/{PROJECT}/topics/credits-promo-grants"
 
-# What terraform/main.tf's local.functions adds per function: extra bundle files and settings.
+# The console package as terraform/console.tf ships it beside the console's main.py.
+CONSOLE_FILES = {
+    path.relative_to(ROOT).as_posix(): path
+    for pattern in ("console/**/*.py", "console/templates/*.html", "console/static/*.css")
+    for path in ROOT.glob(pattern)
+}
+
+# What terraform/main.tf's local.functions (and console.tf) add per function: extra bundle files and settings.
 EXTRA_FILES = {
     "spend": {"openapi.json": ROOT / "functions" / "spend" / "openapi.json", "catalog.json": CATALOG},
     "stripe_webhook": {"catalog.json": CATALOG},
+    "console": {**CONSOLE_FILES, "catalog.json": CATALOG},
 }
 SETTINGS = {
     "spend": {"CREDITS_SPEND_ORDER": "permanent_first", "CREDITS_CATALOG": "catalog.json"},
@@ -48,6 +56,8 @@ SETTINGS = {
     "ledger_events": {"CREDITS_LOW_BALANCE": "100"},
     "operator_sweeps": {},
     "auto_topup": {"STRIPE_API_KEY": "sk_test_bundle", "STRIPE_API_BASE": "http://127.0.0.1:9"},
+    "console": {"CREDITS_CATALOG": "catalog.json", "CONSOLE_SECRET_KEY": "bundle-secret",
+                "CONSOLE_VIEWERS": "val@example.com"},
 }
 
 
@@ -147,6 +157,23 @@ def test_the_bundles_requirements_are_what_the_bundle_runs_with(tmp_path):
     assert requirements
     for requirement in requirements:
         assert requirement.specifier.contains(metadata.version(requirement.name)), requirement
+
+
+@needs_code("console")
+def test_the_console_bundle_serves_a_user_page_to_a_person_iap_names(db, serve):
+    db.collection("users_credits").document("bundle-user").set({"user_id": "bundle-user", "balance": 7})
+    console = serve("console")
+    iap = {"X-Goog-Authenticated-User-Email": "accounts.google.com:val@example.com"}
+
+    status, body = call("GET", f"{console.url}/users/bundle-user", headers=iap)
+    assert status == 200, console.log()
+    page = body.decode()
+    assert "val@example.com" in page and 'data-testid="balance">7<' in page
+    status, _ = call("GET", f"{console.url}/static/console.css", headers=iap)
+    assert status == 200, console.log()
+    # Nobody IAP names, or someone no list names, sees nothing.
+    assert call("GET", f"{console.url}/users/bundle-user")[0] == 403
+    assert call("GET", f"{console.url}/", headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:x@y.z"})[0] == 403
 
 
 @needs_code("spend")

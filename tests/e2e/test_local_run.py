@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,33 @@ def _listening_only_on_loopback(number: int) -> None:
         # All of 127/8 is this machine on Linux: a server bound to 0.0.0.0 would answer here too.
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.2", number)) != 0
+
+
+def test_the_local_console_asks_who_you_are_and_never_runs_its_sign_in_in_google_cloud(firestore_emulator, tmp_path):
+    number = free_port()
+    env = run_local.console_env({**os.environ, "PYTHONPATH": str(ROOT), "FIRESTORE_EMULATOR_HOST": firestore_emulator.host})
+    log_path = tmp_path / "console.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(run_local.function_command("console", number), env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        run_local.wait_for_port(number, process, "console", log_path, timeout=60)
+        _listening_only_on_loopback(number)
+        with urllib.request.urlopen(f"http://127.0.0.1:{number}/", timeout=10) as page:
+            assert page.url.endswith("/sign-in?next=/?")  # redirected to name the actor
+            assert 'name="actor"' in page.read().decode()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    # Where Cloud Run runs it (K_SERVICE set) the development sign-in is refused, not served.
+    from console.config import load
+    from shared.common.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        load({**env, "K_SERVICE": "console"})
 
 
 @pytest.mark.parametrize("which", ["spend", "operator_sweeps", "stripe_api"])
@@ -223,6 +251,10 @@ def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_pat
         assert "the previous run's in" in started
         assert (tmp_path / "logs" / "previous" / "spend.log").read_text() == "the run before\n"
         assert "source .venv/bin/activate" in started
+        console = f"http://127.0.0.1:{env['CONSOLE_PORT']}/"
+        assert f"support console     {console}" in started
+        with urllib.request.urlopen(console + "sign-in", timeout=10) as page:
+            assert "Sign in (development)" in page.read().decode()
 
         # A second run while the first one runs: the taken port is named before any install.
         clock = time.monotonic()
@@ -242,8 +274,8 @@ def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_pat
             first.wait()
     assert first.returncode == 0, rest
     stopped = next(line for line in rest.splitlines() if line.startswith("run-local: stopped "))
-    for name in ("spend", "stripe_webhook", "promo_grant", "ledger_events", "stripe-api", "Pub/Sub emulator",
-                 "Firestore emulator"):
+    for name in ("spend", "stripe_webhook", "promo_grant", "ledger_events", "stripe-api", "console",
+                 "Pub/Sub emulator", "Firestore emulator"):
         assert name in stopped
     assert "emulator data discarded" in stopped
     ports = [int(v) for k, v in env.items() if k.endswith("_PORT") and k[:-5].lower() in run_local.SERVICES]

@@ -29,7 +29,7 @@ def test_the_shared_package_keeps_every_import_contract():
 
 
 def test_a_ledger_module_that_imports_the_store_breaks_the_contracts(tmp_path):
-    for name in ("shared", "tools"):
+    for name in ("shared", "tools", "console"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
     records = tmp_path / "shared" / "ledger" / "records.py"
@@ -38,3 +38,14 @@ def test_a_ledger_module_that_imports_the_store_breaks_the_contracts(tmp_path):
     assert run.returncode != 0
     assert "common < ledger < store < features BROKEN" in run.stdout
     assert "the ledger and common are pure: no Google client, no Stripe BROKEN" in run.stdout
+
+
+def test_a_console_module_that_commits_to_the_store_itself_breaks_the_contracts(tmp_path):
+    for name in ("shared", "tools", "console"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    reads = tmp_path / "console" / "reads.py"
+    reads.write_text(reads.read_text() + "\nfrom shared.store import commit  # noqa: E402,F401\n")
+    run = _lint(tmp_path)
+    assert run.returncode != 0
+    assert "the support console writes only through the features BROKEN" in run.stdout

@@ -26,7 +26,8 @@ def add_parser(subparsers):
         description=(
             "Without an action (or with --list): list the Stripe events kept in webhook_unapplied and the "
             "promotion messages kept in promo_rejected. --event-id / --message-id applies one again, "
-            "--all applies every one; each applies at most once however often it is replayed."
+            "--all applies every one; each applies at most once however often it is replayed. --discard and "
+            "--discard-event give up on one that can never apply, with --reason (kept for audit)."
         ),
     )
     action = p.add_mutually_exclusive_group()
@@ -36,13 +37,16 @@ def add_parser(subparsers):
     action.add_argument("--all", action="store_true", help="replay every stored event and message")
     action.add_argument("--discard", metavar="MESSAGE_ID",
                         help="give up on a promotion message that can never succeed (needs --reason; kept for audit)")
-    p.add_argument("--reason", help="why the message is discarded (with --discard)")
+    action.add_argument("--discard-event", metavar="EVENT_ID",
+                        help="give up on a kept Stripe event that can never apply (needs --reason; its journal "
+                             "entry says discarded, by whom and why)")
+    p.add_argument("--reason", help="why the message or event is discarded (with --discard or --discard-event)")
     p.add_argument("--operator", default=login(), help="who discards it (default: your login name)")
     return p
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
-    if args.discard:
+    if args.discard or args.discard_event:
         return _discard(args, out)
     if not (args.event_id or args.message_id or args.all):
         return _list_waiting(args, out)
@@ -110,14 +114,20 @@ def _list_waiting(args, out: TextIO) -> int:
 
 def _discard(args, out: TextIO) -> int:
     reason, operator = (args.reason or "").strip(), (args.operator or "").strip()
+    option = "--discard-event" if args.discard_event else "--discard"
     if not reason:
-        raise errors.InvalidRequest("--discard needs --reason", fields=[{"field": "reason", "problem": "required with --discard"}])
+        raise errors.InvalidRequest(f"{option} needs --reason", fields=[{"field": "reason", "problem": f"required with {option}"}])
     if not operator:
         raise errors.InvalidRequest("no login name; pass --operator", fields=[{"field": "operator", "problem": "required"}])
-    result = rejected.discard(args.discard, reason, operator)
-    if args.json:
-        emit_json(out, {"results": [{"kind": "promo_message", "id": result["message_id"], **result}]})
+    if args.discard_event:
+        result = unapplied.discard(args.discard_event, reason, operator)
+        kind, key = "stripe_event", result["event_id"]
     else:
-        write_table(out, ["kind", "id", "outcome", "reason"], [["promo_message", result["message_id"], result["outcome"], result["reason"]]],
+        result = rejected.discard(args.discard, reason, operator)
+        kind, key = "promo_message", result["message_id"]
+    if args.json:
+        emit_json(out, {"results": [{"kind": kind, "id": key, **result}]})
+    else:
+        write_table(out, ["kind", "id", "outcome", "reason"], [[kind, key, result["outcome"], result["reason"]]],
                     wrap=["reason"])
     return EXIT_OK if result["outcome"] == "discarded" else EXIT_PROBLEMS

@@ -1,0 +1,37 @@
+"""What support reads to find a user and their auto top-up attempts (no writes).
+
+Rules enforced here:
+- a spend key finds the user whose spend (or hold) it marks; a refund's own key finds nobody;
+- a hold id finds its user through the hold document;
+- a user's auto top-up attempts are read with an equality filter on `user_id`, newest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..ledger import collections
+from ..store import documents, scans
+from .refunds import REFUND_KIND
+
+
+def user_of_spend_key(spend_key: str) -> Optional[str]:
+    marker = documents.read(collections.spend_key(spend_key))
+    if not marker or marker.get("kind") == REFUND_KIND:
+        return None
+    return marker.get("user_id")
+
+
+def user_of_hold(hold_id: str) -> Optional[str]:
+    hold = documents.read(collections.hold(hold_id))
+    return hold.get("user_id") if hold else None
+
+
+def has_record(user_id: str) -> bool:
+    """Whether the user has a credits document."""
+    return documents.read(collections.user(user_id)) is not None
+
+
+def topup_attempts(user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    rows = [snap.to_dict() for snap in scans.documents(collections.TOPUPS, "user_id", user_id)]
+    return sorted(rows, key=lambda row: str(row.get("created_at") or ""), reverse=True)[:limit]
