@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_PORTS = {"firestore": 8080, "pubsub": 8085, "stripe_api": 8086, "spend": 8081, "stripe_webhook": 8082,
                  "promo_grant": 8083, "ledger_events": 8084, "operator_sweeps": 8088, "web": 8087,
-                 "auto_topup": 8089}
+                 "auto_topup": 8089, "console": 8090}
 
 
 def _read_until(stream, marker: str, timeout: float) -> str:
