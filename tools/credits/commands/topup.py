@@ -29,7 +29,7 @@ def add_parser(subparsers):
             "The user's auto top-up setting and its state (status active, disabled or action_required, and "
             "why; consecutive failures; when the backoff after the last failure ends; the pending attempt), "
             "what holds the next attempt back, this month's attempts against the monthly limit and the "
-            "credits topped up this month, and the most recent attempts with their status."
+            "credits topped up this month, and the most recent attempts with their status (--json adds their ids)."
         ),
     )
     show.add_argument("user_id", metavar="USER", type=user_id_argument)
@@ -81,9 +81,10 @@ def _write_report(out: TextIO, report: dict[str, Any]) -> None:
         out.write(f"backoff after the last failure ends {_moment(report['backoff_until'])}\n")
     out.write(f"this month ({report['month']}): {setting['this_month']} of {setting['monthly_limit']} attempts "
               f"counted, {report['month_succeeded']} succeeded, {report['month_credits']} credits topped up\n\n")
-    write_table(out, ["created_at", "status", "credits", "reason", "payment_intent", "attempt_id"],
-                [[_moment(a["created_at"]), a["status"], a["credits"], a["reason"] or "-", a["payment_intent"] or "-",
-                  a["attempt_id"]] for a in report["attempts"]], keep=["created_at", "status"])
+    # The attempt ids (48 characters) would not fit beside the rest: --json lists them.
+    write_table(out, ["created_at", "status", "credits", "reason", "payment_intent"],
+                [[_moment(a["created_at"]), a["status"], a["credits"], a["reason"] or "-", a["payment_intent"] or "-"]
+                 for a in report["attempts"]], keep=["created_at", "status", "payment_intent"])
 
 
 def _moment(value: Any) -> str:
