@@ -12,7 +12,7 @@ from tools.local import stripe_events as sf
 
 def test_show_tells_a_user_without_a_setting_apart(db, capsys):
     run = credits(capsys, "topup", "show", "nobody", "--json")
-    assert run.code == 1 and run.json["auto_topup"] is None and run.json["attempts"] == []
+    assert run.code == 0 and run.json["auto_topup"] is None and run.json["attempts"] == []
     assert "has no auto top-up setting" in credits(capsys, "topup", "show", "nobody").out
 
 

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from shared.spending import settings_service
 
-from ..common import EXIT_OK, EXIT_PROBLEMS, add_command, login, user_id_argument
+from ..common import EXIT_OK, add_command, login, user_id_argument
 from ..output import emit_json, write_table
 
 SWITCH_HELP = (
@@ -52,7 +52,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
             emit_json(out, report)
         else:
             _write_report(out, report)
-        return EXIT_OK if report["auto_topup"] is not None else EXIT_PROBLEMS
+        return EXIT_OK
     view = settings_service.switch_topup(args.user_id, args.action == "enable", args.operator, args.reason)
     if args.json:
         emit_json(out, view)
