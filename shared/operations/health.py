@@ -1,9 +1,10 @@
 """The system's bookkeeping counts an operator watches, read with aggregation queries.
 
 Rules enforced here:
-- every count is one aggregation read (auto top-up's counts filter the state on the user
-  documents) (no document is downloaded), so a check costs the same
-  for ten kept events or ten thousand; the scheduled reconcile's progress is one document read;
+- every count is one aggregation read (no document is downloaded), so a check costs the same
+  for ten kept events or ten thousand; auto top-up's counts filter the setting's state on the
+  user documents (`auto_topup.status`, `.reason`); the scheduled reconcile's progress is one
+  document read;
 - what needs attention is decided by `health_rules`, not here.
 """
 
