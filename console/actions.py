@@ -12,7 +12,7 @@ Rules enforced here:
 - actions that change a user pass the audit entry to the service, which creates it in the same
   commit (adjust: `operations.adjustments`, which also writes its `credit_adjustments` record with
   the actor as operator; refund and hold release: `spending.holds_service`; auto top-up on or
-  off: `spending.settings_service`, the setting joined to the catalog as the API's `PUT` does);
+  off: `spending.settings_service.switch_topup`, as `credits topup enable|disable`);
 - replaying or discarding a kept Stripe event, replaying or discarding a kept promo message call
   the services `credits replay` calls, then record the entry (`operations.audit_log.record`: why not in the
   same commit is said there);
@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from shared.billing import catalog
 from shared.billing import service as webhooks
 from shared.billing import unapplied
 from shared.common.errors import Forbidden, HoldNotFound, InvalidRequest
@@ -148,25 +147,21 @@ def release_hold(actor: Actor, config: ConsoleSettings, user_id: str, form) -> D
 
 
 def auto_topup(actor: Actor, config: ConsoleSettings, user_id: str, form) -> Done:
-    """Turn the user's auto top-up on or off: the stored setting put again with `enabled` changed,
-    validated and joined to the catalog exactly as the API's settings `PUT` is."""
+    """Turn the user's auto top-up on or off: `credits topup enable|disable`'s service, the stored
+    setting put again with `enabled` changed as the API's settings `PUT` would put it."""
     wanted = (form.get("enabled") or "").strip()
     if wanted not in ("true", "false"):
         raise InvalidRequest("enabled must be true or false", fields=[{"field": "enabled", "problem": "must be true or false"}])
     reason = reason_of(form.get("reason"))
     _allowed(actor, roles.AUTO_TOPUP, config)
-    current = settings_service.get_settings(user_id)[settings.AUTO_TOPUP]
-    if current is None:
+    if settings_service.get_settings(user_id)[settings.AUTO_TOPUP] is None:
         raise InvalidRequest("the user has no auto top-up setting; the user sets it up in the app",
                              fields=[{"field": "auto_topup", "problem": "not set"}])
     enabled = wanted == "true"
     entry = _entry(actor, roles.AUTO_TOPUP, reason, form.get("nonce"), user_id, "auto_topup", enabled=enabled)
     if (before := _done_before(entry)) is not None:
         return before
-    body = settings.AutoTopupBody(**{name: current[name] for name in settings.AutoTopupBody.model_fields
-                                     if name != "enabled"}, enabled=enabled)
-    setting = body.setting(catalog.get().topup_credits(body.price_id))
-    settings_service.put_settings(user_id, {settings.AUTO_TOPUP: setting}, audit=entry)
+    settings_service.switch_topup(user_id, enabled, actor.email, reason, audit=entry)
     return Done(f"auto top-up {'enabled' if enabled else 'disabled'}")
 
 

@@ -193,6 +193,45 @@ resource "google_firestore_index" "holds_by_user_and_status" {
   }
 }
 
+# Auto top-up's sweep of attempts whose trigger was lost: status == "pending" and created_at <
+# a cutoff, oldest first (shared/store/scans.py's stale_attempts).
+resource "google_firestore_index" "stale_topup_attempts" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_topups"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+# `credits topup show USER`: where user_id == U [and created_at >= the month's start], newest
+# first, ties broken by document id (shared/store/scans.py's user_attempts).
+resource "google_firestore_index" "topup_attempts_by_user" {
+  database   = google_firestore_database.credits.name
+  collection = "credits_topups"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+}
+
 # A user's open holds are read with the user document, never queried: indexing their subfields
 # would only add index writes to every change of a user with open holds.
 resource "google_firestore_field" "open_holds_unindexed" {

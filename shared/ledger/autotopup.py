@@ -49,6 +49,8 @@ ACTIVE, DISABLED, ACTION_REQUIRED = "active", "disabled", "action_required"
 PENDING, SUCCEEDED, FAILED, CANCELED = "pending", "succeeded", "failed", "canceled"
 CARD_DECLINED, REPEATED_FAILURES = "card_declined", "repeated_failures"
 MISSING_PAYMENT_METHOD, PAYMENT_REVERSED = "missing_payment_method", "payment_reversed"
+# The reasons a setting is `disabled` by its charges failing (a refund or dispute is `PAYMENT_REVERSED`).
+FAILURE_REASONS = (CARD_DECLINED, REPEATED_FAILURES, MISSING_PAYMENT_METHOD)
 
 HARD_DECLINES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "expired_card"})
 STRIKES = 3
@@ -126,21 +128,40 @@ def removed_setting(previous: Optional[TopupSetting]) -> Optional[TopupSetting]:
     return replace(previous, enabled=False, removed=True)
 
 
-def _backed_off(setting: TopupSetting, now: datetime) -> bool:
+def backoff_until(setting: TopupSetting) -> Optional[datetime]:
+    """When the backoff after the last failure ends (None: no failure counts): 1 hour after it,
+    4 hours after two failures in a row."""
     if setting.failures <= 0 or setting.last_failure_at is None:
-        return False
-    wait = LONG_BACKOFF if setting.failures >= 2 else BACKOFF
-    return now - setting.last_failure_at < wait
+        return None
+    return setting.last_failure_at + (LONG_BACKOFF if setting.failures >= 2 else BACKOFF)
+
+
+# What holds back the next attempt, whatever the balance (`blocked`), in the order it is checked.
+NOT_ENABLED, PENDING_ATTEMPT, MONTHLY_LIMIT, BACKING_OFF = "not_enabled", "attempt_pending", "monthly_limit_reached", "backing_off"
+
+
+def blocked(setting: Optional[TopupSetting], now: datetime) -> Optional[str]:
+    """Why no attempt would be made now even below the threshold, or None (one would be): the
+    setting is stopped by the user (`not_enabled`), `disabled` or `action_required` (its status),
+    an attempt is pending, the month's limit is reached, or the last failure is too recent."""
+    if setting is None or not setting.enabled:
+        return NOT_ENABLED
+    if setting.status != ACTIVE:
+        return setting.status
+    if setting.pending_attempt is not None:
+        return PENDING_ATTEMPT
+    if setting.counted(now) >= setting.monthly_limit:
+        return MONTHLY_LIMIT
+    until = backoff_until(setting)
+    if until is not None and now < until:
+        return BACKING_OFF
+    return None
 
 
 def decide_attempt(user_id: str, setting: Optional[TopupSetting], balance: int,
                    now: datetime) -> Optional[tuple[Attempt, TopupSetting]]:
     """The attempt a change that leaves `balance` makes due, with the setting after it; or None."""
-    if setting is None or not setting.enabled or setting.status != ACTIVE:
-        return None
-    if balance >= setting.threshold or setting.pending_attempt is not None:
-        return None
-    if setting.counted(now) >= setting.monthly_limit or _backed_off(setting, now):
+    if setting is None or blocked(setting, now) is not None or balance >= setting.threshold:
         return None
     attempt_id = ids.topup_attempt_id(user_id, now)
     document = {

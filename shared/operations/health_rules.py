@@ -6,6 +6,10 @@ Rules enforced here:
   expired for longer means the sweep is not running) each need attention as soon as there is one;
 - users owing credits is reported, not alarmed: it is the expected state after Stripe takes back
   a pack whose credits were spent, and it is paid by the user's next grant;
+- auto top-up settings disabled by failed charges, disabled by a refund or dispute of a top-up
+  (`payment_reversed`), and waiting for the user to authenticate a payment are reported, not
+  alarmed: each is one user's card or bank speaking, and the app tells that user; a sudden rise
+  is for the dashboards;
 - a last completed reconcile pass that found drift needs attention (the drift stays until a
   person corrects it, so the next pass finds it again); a pass not yet run is reported only,
   since the alert on missing passes watches that from the logs.
@@ -21,6 +25,9 @@ UNAPPLIED_EVENTS = "unapplied_stripe_events"
 REJECTED_PROMOS = "rejected_promo_messages"
 STALE_HOLDS = "expired_holds_not_swept"
 OWING_USERS = "users_owing_credits"
+TOPUPS_FAILED = "topups_disabled_by_failures"
+TOPUPS_REVERSED = "topups_disabled_by_refund_or_dispute"
+TOPUPS_ACTION = "topups_waiting_for_action"
 
 # What each count is, and what the operator does about it.
 ABOUT = {
@@ -28,6 +35,12 @@ ABOUT = {
     REJECTED_PROMOS: ("promo messages kept in promo_rejected, not replayed", "credits replay --list, then --message-id ID"),
     STALE_HOLDS: ("holds expired longer than the grace, not released yet", "is the sweep running? credits holds sweep"),
     OWING_USERS: ("users owing credits taken back by Stripe", "paid by their next grant; nothing to do"),
+    TOPUPS_FAILED: ("auto top-ups disabled by declined or impossible charges",
+                    "the app asks the user for a new card; credits topup show USER"),
+    TOPUPS_REVERSED: ("auto top-ups disabled because a top-up was refunded or disputed",
+                      "restarted when the user puts the setting again (or credits topup enable USER)"),
+    TOPUPS_ACTION: ("auto top-ups waiting for the user to authenticate a payment",
+                    "the app completes the payment with the user on session"),
 }
 ALARMING = (UNAPPLIED_EVENTS, REJECTED_PROMOS, STALE_HOLDS)
 # Named in `attention` when the last completed reconcile pass found drift.

@@ -17,6 +17,10 @@ Rules enforced here:
   one, and null removes it (leaving a stopped stub, shown as no setting, while an attempt is
   pending or the month has counted attempts: `autotopup.removed_setting`); the attempt such a
   `PUT` makes due is created by the kernel in the same commit, like any change's;
+- the operator's `credits topup enable|disable` is that same `PUT` of `auto_topup`: the user's
+  stored setting put again with only `enabled` changed (`decide_topup_switch`), so its state
+  restarts as a `PUT` restarts it and the user's price, quantity, threshold, limit, customer,
+  payment method and credits per top-up are kept; a user without a setting has nothing to switch;
 - a `PUT` that changes nothing writes nothing (a user with no record stays without one);
 - a legacy document is migrated by the commit that first changes its settings, with its
   `migration` record, like any other change.
@@ -30,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datetime import datetime
 
+from ..common.errors import NotFound
 from ..common.validation import text_problem
 from ..ledger import accounts, autotopup, records
 from ..ledger.autotopup import TopupSetting
@@ -152,3 +157,23 @@ def decide_settings(snap: Snapshot, changes: Mapping[str, Any]) -> Change[dict[s
             after.pop(name, None)
     written = records.records(user_id, migration, None, snap.now, at=snap.position) if migration else []
     return Change(result=settings_view(user_id, after, snap.now), account=account, records=written, user_fields=stored)
+
+
+def reput_topup(setting: TopupSetting, enabled: bool) -> TopupSetting:
+    """The stored setting as a `PUT` giving the same preferences and `enabled` would store it
+    (before `put_setting` restarts its state): validated by the same `AutoTopupBody`, with the
+    credits per unit it was put with (`credits` is `permanent_credits x quantity`)."""
+    body = AutoTopupBody(enabled=enabled, threshold=setting.threshold, price_id=setting.price_id,
+                         quantity=setting.quantity, monthly_limit=setting.monthly_limit,
+                         customer=setting.customer, payment_method=setting.payment_method)
+    return body.setting(setting.credits // max(setting.quantity, 1))
+
+
+def decide_topup_switch(snap: Snapshot, enabled: bool) -> Change[dict[str, Any]]:
+    """The user's auto top-up setting put again with `enabled` changed, decided on the user
+    document the commit is conditioned on (a setting put meanwhile is the one switched)."""
+    setting = autotopup.setting_of(snap.user_data)
+    if setting is None or setting.removed:  # a removed setting's stub is no setting to switch
+        raise NotFound(f"{snap.account.user_id} has no auto top-up setting: the app puts one with "
+                       "PUT /users/{user_id}/settings")
+    return decide_settings(snap, {AUTO_TOPUP: reput_topup(setting, enabled)})

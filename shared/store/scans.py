@@ -281,6 +281,18 @@ def stale_attempts(before: datetime, limit: int) -> list[dict[str, Any]]:
     return [snap.to_dict() for snap in _page(query, "stale_attempts")]
 
 
+def user_attempts(user_id: str, limit: int, since: Optional[datetime] = None) -> list[dict[str, Any]]:
+    """Up to `limit` of the user's auto top-up attempts, newest first (those created at or after
+    `since`, if given)."""
+    query = client().collection(collections.TOPUPS).where(filter=FieldFilter("user_id", "==", user_id))
+    if since is not None:
+        query = query.where(filter=FieldFilter("created_at", ">=", since))
+    query = (query.order_by("created_at", direction=firestore.Query.DESCENDING)
+             .order_by("__name__", direction=firestore.Query.DESCENDING))
+    with faults("user_attempts"):
+        return [snap.to_dict() for snap in query.limit(limit).stream(retry=None, timeout=deadline())]
+
+
 def list_holds(user_id: str, statuses: Optional[tuple[str, ...]], limit: int,
                after: Optional[tuple[datetime, str]] = None) -> list[dict[str, Any]]:
     """Up to `limit` of the user's hold documents (those whose stored `status` is one of

@@ -16,6 +16,7 @@ from tests.support.functions import function_app
 from tests.support.openapi import documented_client_class
 from tools.local.stripe_api import FakeStripe
 from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET, Webhook, reset_caches
+from tests.support.topups import PACK, PACK_CENTS, deliver
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +93,24 @@ def webhook(webhook_app, db, stripe_settings):
     reset_caches()
     yield Webhook(webhook_app.test_client())
     reset_caches()
+
+
+@pytest.fixture(scope="session")
+def topup_app(stripe_settings):
+    return function_app("auto_topup")
+
+
+@pytest.fixture
+def stripe(fake_stripe, stripe_settings):
+    """The Stripe stand-in with auto top-up's price and no PaymentIntent, customer or webhook kept."""
+    fake_stripe.add_price(PACK, PACK_CENTS, "usd")
+    for kept in (fake_stripe.outbox, fake_stripe.intents, fake_stripe.answers, fake_stripe.customers):
+        kept.clear()
+    return fake_stripe
+
+
+@pytest.fixture
+def trigger(topup_app, db, stripe):
+    """Deliver the attempt's creation to `auto_topup` as Eventarc does (the attempt as stored)."""
+    client = topup_app.test_client()
+    return lambda attempt_id: deliver(client, db, attempt_id)

@@ -9,79 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from threading import Barrier
 
-import pytest
-
 from shared.operations import reconciliation
 from tools.local import stripe_events as sf
 from tests.support.events import CREATED, document_event
 from functions_framework import create_app
 
-from tests.support.functions import ROOT, function_app
+from tests.support.functions import ROOT
 from tests.support.ledger import assert_ledger_invariant, attempts, records_of, seed, user_doc
-
-PACK = "price_pack_500"
-
-
-@pytest.fixture(scope="session")
-def topup_app(stripe_settings):
-    return function_app("auto_topup")
-
-
-@pytest.fixture
-def stripe(fake_stripe, stripe_settings):
-    fake_stripe.add_price(PACK, 499, "usd")
-    for kept in (fake_stripe.outbox, fake_stripe.intents, fake_stripe.answers, fake_stripe.customers):
-        kept.clear()
-    return fake_stripe
-
-
-@pytest.fixture
-def trigger(topup_app, db, stripe):
-    """Deliver the attempt's creation to `auto_topup` as Eventarc does (the attempt as stored)."""
-    client = topup_app.test_client()
-
-    def deliver(attempt_id):
-        attempt = db.collection("credits_topups").document(attempt_id).get().to_dict()
-        headers, body = document_event(f"credits_topups/{attempt_id}", attempt, event_type=CREATED)
-        response = client.post("/", data=body, headers=headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return db.collection("credits_topups").document(attempt_id).get().to_dict()
-
-    return deliver
+from tests.support.topups import customer, pending, put_topup, setting, spend, topup_records
 
 
 def put(client, user_id, body):
     response = client.put(f"/users/{user_id}/settings", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
-
-
-def put_topup(client, user_id, **setting):
-    body = {"auto_topup": {"enabled": True, "threshold": 100, "price_id": PACK, **setting}}
-    response = client.put(f"/users/{user_id}/settings", data=json.dumps(body), content_type="application/json")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()["auto_topup"]
-
-
-def spend(client, user_id, amount, key=None):
-    body = {"user_id": user_id, "amount": amount, **({"idempotency_key": key} if key else {})}
-    return client.post("/spend", data=json.dumps(body), content_type="application/json")
-
-
-def setting(db, user_id):
-    return user_doc(db, user_id)["auto_topup"]
-
-
-def topup_records(db, user_id):
-    return [(r["amount"], r["source"]) for r in records_of(db, user_id) if r["type"] == "auto_topup"]
-
-
-def pending(db, user_id):
-    return [a for a in attempts(db, user_id).values() if a["status"] == "pending"]
-
-
-def customer(stripe, method="pm_card_visa"):
-    return stripe.add_customer(default_payment_method=method)
 
 
 def test_a_spend_below_the_threshold_charges_once_and_the_credits_land_once_whatever_answers_first(

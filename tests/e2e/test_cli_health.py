@@ -22,7 +22,8 @@ def test_a_quiet_system_needs_no_attention(db, capsys):
     assert run.json["needs_attention"] is False
     assert {name: check["count"] for name, check in run.json["checks"].items()} == {
         "unapplied_stripe_events": 0, "rejected_promo_messages": 0, "expired_holds_not_swept": 0,
-        "users_owing_credits": 0,
+        "users_owing_credits": 0, "topups_disabled_by_failures": 0, "topups_disabled_by_refund_or_dispute": 0,
+        "topups_waiting_for_action": 0,
     }
     assert "nothing needs attention" in credits(capsys, "health").out
 

@@ -296,3 +296,37 @@ def test_the_ledger_events_bundle_publishes_a_real_firestore_event(clean_python,
 
     assert status in (200, 204), process.log()
     assert [m.event_type for m in received] == ["balance.updated", "balance.low"]
+
+
+@needs_code("auto_topup")
+def test_the_auto_topup_bundle_charges_an_attempt_delivered_as_eventarc_delivers_it(clean_python, firestore_emulator,
+                                                                                   db, tmp_path):
+    from shared.ledger.autotopup import TopupSetting
+    from shared.spending import settings_service
+    from tests.support.events import CREATED, document_event
+    from tools.local.stripe_api import FakeStripe
+
+    stand_in = FakeStripe(SETTINGS["auto_topup"]["STRIPE_API_KEY"]).start()
+    stand_in.add_price("price_pack_500", 499)
+    stand_in.add_customer("cus_bundle", default_payment_method="pm_card_visa")
+    folder = deploy.build(deploy.bundle("auto_topup", EXTRA_FILES.get("auto_topup")), tmp_path / "auto_topup")
+    env = deploy.clean_env(GOOGLE_CLOUD_PROJECT=PROJECT, FIRESTORE_EMULATOR_HOST=firestore_emulator.host,
+                           **{**SETTINGS["auto_topup"], "STRIPE_API_BASE": stand_in.base})
+    process = deploy.FunctionProcess(clean_python, folder, "auto_topup", free_port(), env).wait_ready()
+    try:
+        # A user with no credits puts a setting: the same commit creates the attempt.
+        setting = TopupSetting(enabled=True, threshold=100, price_id="price_pack_500", credits=500,
+                               customer="cus_bundle")
+        attempt_id = settings_service.put_settings("bundle-topup", {"auto_topup": setting})["auto_topup"]["pending_attempt"]
+        attempt = db.collection("credits_topups").document(attempt_id).get().to_dict()
+        headers, body = document_event(f"credits_topups/{attempt_id}", attempt, event_type=CREATED)
+        status, _ = call("POST", process.url + "/", body, headers)
+    finally:
+        process.stop()
+        stand_in.stop()
+
+    assert status in (200, 204), process.log()
+    assert db.collection("credits_topups").document(attempt_id).get().to_dict()["status"] == "succeeded"
+    [intent] = stand_in.intents.values()
+    assert (intent["amount"], intent["customer"], intent["metadata"]["topup_attempt_id"]) == (499, "cus_bundle", attempt_id)
+    assert db.collection("users_credits").document("bundle-topup").get().to_dict()["credits_permanent"] == 500

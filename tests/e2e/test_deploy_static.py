@@ -115,6 +115,16 @@ def test_each_history_query_of_the_apps_client_has_its_composite_index(order_by)
     assert wanted in firestore_indexes().values()
 
 
+@pytest.mark.parametrize("query, fields", [
+    ("the sweep of attempts whose trigger was lost", (("status", "ASCENDING"), ("created_at", "ASCENDING"))),
+    ("credits topup show's attempts of a user", (("user_id", "ASCENDING"), ("created_at", "DESCENDING"),
+                                                 ("__name__", "DESCENDING"))),
+])
+def test_each_query_of_the_auto_top_up_attempts_has_its_composite_index(query, fields):
+    # shared/store/scans.py: stale_attempts and user_attempts.
+    assert ("credits_topups", fields) in firestore_indexes().values(), query
+
+
 def test_no_two_firestore_indexes_are_the_same():
     # Firestore refuses to create an index that exists already, so a duplicate fails the apply.
     seen: dict[tuple, str] = {}

@@ -1,6 +1,7 @@
 """The local run (`scripts/run_local.py`): it refuses a taken port before starting anything, listens
-on the loopback interface only, keeps its Firestore data when asked, and its Stripe stand-in and
-event script buy, refund and dispute an add-on pack through the real webhook."""
+on the loopback interface only, keeps its Firestore data when asked, its Stripe stand-in and
+event script buy, refund and dispute an add-on pack through the real webhook, and the script's
+`topup` makes an auto top-up happen on a started run."""
 
 from __future__ import annotations
 
@@ -212,6 +213,20 @@ def test_the_event_script_says_what_to_do_when_the_user_has_no_local_pack(local_
     assert "pack nobody-bought" in capsys.readouterr().err
 
 
+def test_the_topup_script_says_what_to_do_when_there_is_no_top_up_or_no_local_run(local_stripe, capsys,
+                                                                                   monkeypatch):
+    assert stripe_event.main(["topup", "nobody-topped-up", "--resend"]) == 2
+    assert "topup nobody-topped-up" in capsys.readouterr().err
+    assert stripe_event.main(["topup", "nobody-topped-up", "--complete"]) == 2
+    assert "that is requires_action" in capsys.readouterr().err
+    monkeypatch.setenv("SPEND_URL", f"http://127.0.0.1:{free_port()}")
+    assert stripe_event.main(["topup", "nobody-topped-up"]) == 2
+    assert "run-local.sh running?" in capsys.readouterr().err
+    # The card was saved at the stand-in before the spend function was asked.
+    customer = local_stripe.customers["cus_local_nobody-topped-up"]
+    assert customer["invoice_settings"]["default_payment_method"] == "pm_card_visa"
+
+
 def test_the_previous_runs_logs_are_moved_beside_the_new_ones_and_only_one_run_back(tmp_path):
     logs = tmp_path / "logs"
     assert run_local.rotate_logs(logs) is None  # a first run: nothing to keep
@@ -238,9 +253,50 @@ def _read_until(stream, marker: str, timeout: float) -> str:
     raise AssertionError(f"{marker!r} not printed within {timeout}s:\n{''.join(seen)}")
 
 
-def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_path):
+def _top_up_on_the_run(env: dict[str, str]) -> None:
+    """On a started local run, as an app developer would: a spend below the threshold is charged at
+    the stand-in, the credits land, and `topup.succeeded` reaches the events topic; then a declined
+    card, and a payment waiting for authentication that the customer completes."""
+    user = "local-topper"
+    tools = {**env, "PYTHONPATH": str(ROOT), "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{env['FIRESTORE_PORT']}",
+             "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{env['PUBSUB_PORT']}",
+             "GOOGLE_CLOUD_PROJECT": env.get("GOOGLE_CLOUD_PROJECT") or PROJECT}
+
+    def run(*argv: str, code: int = 0) -> str:
+        done = subprocess.run(list(argv), env=tools, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    def topup(*argv: str, code: int = 0) -> str:
+        return run(str(ROOT / "scripts" / "local-stripe-event"), "topup", user, *argv, code=code)
+
+    run(sys.executable, "-m", "tools.credits", "adjust", user, "--pool", "permanent", "--amount=150",
+        "--reason", "local top-up test", "--operator", "test")
+    out = topup()
+    assert "spent 51 credits: the balance went from 150 to 99" in out, out
+    assert "succeeded; the setting is active, 0 failures; balance 599" in out, out
+    assert '"outcome":"duplicate"' in topup("--resend").replace(" ", "")
+
+    events: list[dict] = []
+    deadline = time.monotonic() + 60
+    while not any(e["event_type"] == "topup.succeeded" for e in events) and time.monotonic() < deadline:
+        tail = run(sys.executable, "-m", "tools.credits", "events", "tail", "--json", "--timeout", "2")
+        events += [json.loads(line) for line in tail.splitlines() if line.startswith("{")]
+    [succeeded] = [e for e in events if e["event_type"] == "topup.succeeded"]
+    assert (succeeded["user_id"], succeeded["data"]["credits"]) == (user, 500)
+
+    out = topup("--card", "declined", "--threshold", "700")
+    assert "requires_payment_method; the setting is active, 1 failures; balance 599" in out, out
+    out = topup("--card", "authentication-required", "--threshold", "700")
+    assert "requires_action; the setting is action_required (authentication_required)" in out, out
+    assert f"topup {user} --complete" in out
+    assert "balance 599 -> 1099" in topup("--complete")
+
+
+def test_the_local_run_tops_up_end_to_end_refuses_a_second_run_and_ctrl_c_says_what_it_stopped(tmp_path):
     env = {**os.environ, **_free_ports_env(), "CREDITS_LOCAL_LOGS": str(tmp_path / "logs")}
-    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PYTHONPATH"):
+    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PYTHONPATH", "STRIPE_API_BASE",
+                 "STRIPE_WEBHOOK_URL", "SPEND_URL"):
         env.pop(name, None)
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "spend.log").write_text("the run before\n")
@@ -255,6 +311,7 @@ def test_a_second_run_is_refused_at_once_and_ctrl_c_says_what_it_stopped(tmp_pat
         assert f"support console     {console}" in started
         with urllib.request.urlopen(console + "sign-in", timeout=10) as page:
             assert "Sign in (development)" in page.read().decode()
+        _top_up_on_the_run(env)
 
         # A second run while the first one runs: the taken port is named before any install.
         clock = time.monotonic()

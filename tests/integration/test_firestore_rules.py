@@ -73,10 +73,11 @@ class Client:
     def delete(self, path: str) -> tuple[int, Any]:
         return self.request("DELETE", path)
 
-    def transactions_of(self, user_id: str, order_by: Optional[str] = None, limit: Optional[int] = None) -> tuple[int, Any]:
+    def transactions_of(self, user_id: str, order_by: Optional[str] = None, limit: Optional[int] = None,
+                        collection: str = "credits_transactions") -> tuple[int, Any]:
         """`where user_id == X` [`orderBy order_by desc`] [`limit`], as the app's client asks."""
         query: dict[str, Any] = {
-            "from": [{"collectionId": "credits_transactions"}],
+            "from": [{"collectionId": collection}],
             "where": {
                 "fieldFilter": {"field": {"fieldPath": "user_id"}, "op": "EQUAL", "value": {"stringValue": user_id}}
             },
@@ -328,6 +329,43 @@ def test_documents_written_by_the_spend_service_are_readable_by_their_owner(db, 
     status, rows = dana.transactions_of("dana")
     assert status == 200 and len([row for row in rows if "document" in row]) == 2
     assert as_user("erin").get("/users_credits/dana")[0] == 403
+
+
+def test_an_auto_top_up_written_by_the_real_services_shows_its_record_and_setting_to_the_owner_but_not_the_attempt(
+        db, admin, as_user):
+    from functools import partial
+
+    from shared.billing.decisions import TopupResult, topup_change
+    from shared.ledger.autotopup import SUCCEEDED, ChargeOutcome, TopupSetting
+    from shared.spending import settings_service
+    from shared.store.commit import change_user
+
+    # The setting put below the threshold makes the attempt; its charge's success grants the pack.
+    setting = TopupSetting(enabled=True, threshold=100, price_id="price_pack_500", credits=500, customer="cus_rules")
+    view = settings_service.put_settings("gail", {"auto_topup": setting})
+    attempt_id = view["auto_topup"]["pending_attempt"]
+    result = TopupResult(attempt_id, ChargeOutcome(SUCCEEDED, payment_intent="pi_rules"))
+    change_user("gail", partial(topup_change, result=result), reads=result.documents, operation="auto_topup")
+
+    written = {"users_credits/gail": db.collection("users_credits").document("gail").get().to_dict(),
+               f"credits_topups/{attempt_id}": db.collection("credits_topups").document(attempt_id).get().to_dict()}
+    for snap in db.collection("credits_transactions").where(filter=FieldFilter("user_id", "==", "gail")).stream():
+        written[f"credits_transactions/{snap.id}"] = snap.to_dict()
+    [record] = [path for path, data in written.items() if data.get("type") == "auto_topup"]
+    assert written["users_credits/gail"]["auto_topup"]["status"] == "active"
+    for path, data in written.items():
+        assert admin.put(f"/{path}", to_rest(data))[0] == 200
+
+    gail = as_user("gail")
+    assert gail.get("/users_credits/gail")[0] == 200
+    assert gail.get(f"/{record}")[0] == 200
+    status, rows = gail.transactions_of("gail")
+    assert status == 200 and [row["document"]["fields"]["type"]["stringValue"] for row in rows] == ["auto_topup"]
+    # The attempt (its PaymentIntent, client secret) is the functions' bookkeeping, even for its owner.
+    assert gail.get(f"/credits_topups/{attempt_id}")[0] == 403
+    assert gail.transactions_of("gail", collection="credits_topups")[0] == 403
+    assert admin.create("credits_topups", "t-new", {"user_id": s("gail")})[0] == 200
+    assert gail.create("credits_topups", "t-client", {"user_id": s("gail")})[0] == 403
 
 
 def to_rest(data: dict) -> dict:

@@ -169,3 +169,25 @@ def test_the_setting_the_change_leaves_is_the_one_checked():
     assert rules.with_due_attempt(put, {}, NOW).create
     stopped = _change(5, {"auto_topup": replace(SETTING, enabled=False).to_dict()})
     assert not rules.with_due_attempt(stopped, {"auto_topup": SETTING.to_dict()}, NOW).create
+
+
+@pytest.mark.parametrize("setting, reason", [
+    (replace(SETTING, enabled=False), "not_enabled"),
+    (None, "not_enabled"),
+    (replace(SETTING, status="disabled", reason="card_declined"), "disabled"),
+    (replace(SETTING, status="action_required"), "action_required"),
+    (replace(SETTING, pending_attempt="a1"), "attempt_pending"),
+    (replace(SETTING, month="2026-12", this_month=5), "monthly_limit_reached"),
+    (replace(SETTING, failures=1, last_failure_at=NOW - timedelta(minutes=59)), "backing_off"),
+    (replace(SETTING, failures=1, last_failure_at=NOW - timedelta(hours=1)), None),
+    (replace(SETTING, month="2026-11", this_month=5), None),
+])
+def test_what_holds_the_next_attempt_back_is_named_and_nothing_when_one_would_be_made(setting, reason):
+    assert rules.blocked(setting, NOW) == reason
+    assert (rules.decide_attempt("u", setting, 0, NOW) is None) == (reason is not None)
+
+
+def test_the_backoff_ends_one_hour_after_a_failure_and_four_hours_after_two_in_a_row():
+    assert rules.backoff_until(SETTING) is None
+    assert rules.backoff_until(replace(SETTING, failures=1, last_failure_at=NOW)) == NOW + timedelta(hours=1)
+    assert rules.backoff_until(replace(SETTING, failures=2, last_failure_at=NOW)) == NOW + timedelta(hours=4)

@@ -1,7 +1,7 @@
 """What `credits health` calls a problem, without Firestore."""
 
-from shared.operations.health_rules import (OWING_USERS, REJECTED_PROMOS, STALE_HOLDS, UNAPPLIED_EVENTS,
-                                            Health)
+from shared.operations.health_rules import (OWING_USERS, REJECTED_PROMOS, STALE_HOLDS, TOPUPS_ACTION,
+                                            TOPUPS_FAILED, TOPUPS_REVERSED, UNAPPLIED_EVENTS, Health)
 
 
 def _health(**counts: int) -> Health:
@@ -21,3 +21,10 @@ def test_one_kept_event_message_or_stale_hold_each_needs_attention_in_report_ord
 def test_users_owing_credits_are_reported_but_never_alarm():
     report = _health(**{OWING_USERS: 12})
     assert report.attention == [] and report.as_dict()["checks"][OWING_USERS]["count"] == 12
+
+
+def test_stopped_auto_top_ups_are_counted_apart_and_never_alarm():
+    report = _health(**{TOPUPS_FAILED: 2, TOPUPS_REVERSED: 1, TOPUPS_ACTION: 3})
+    checks = report.as_dict()["checks"]
+    assert report.attention == []
+    assert [checks[name]["count"] for name in (TOPUPS_FAILED, TOPUPS_REVERSED, TOPUPS_ACTION)] == [2, 1, 3]

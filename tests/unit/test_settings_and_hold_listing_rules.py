@@ -13,7 +13,9 @@ from shared.spending import page_tokens
 from shared.spending.holds import listed, stored_statuses
 from shared.common.errors import InvalidRequest
 from shared.ledger.autotopup import TopupSetting
-from shared.spending.settings import AutoTopupBody, SettingsBody, decide_settings, settings_view
+from shared.common.errors import NotFound
+from shared.spending.settings import (AutoTopupBody, SettingsBody, decide_settings, decide_topup_switch,
+                                      settings_view)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -126,6 +128,29 @@ def test_removing_auto_topup_removes_the_field_and_removing_none_writes_nothing(
     assert decide_settings(snapshot(user(auto_topup=stored)), {"auto_topup": None}).user_fields == {
         "auto_topup": REMOVED}
     assert not decide_settings(snapshot(user()), {"auto_topup": None}).writes_anything
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_an_operator_switch_puts_the_users_setting_again_keeping_their_choices_and_restarting_its_state(enabled):
+    stored = TopupSetting(True, 250, "price_pack_500", 1500, quantity=3, monthly_limit=7, customer="cus_1",
+                          payment_method="pm_1", status="disabled", reason="payment_reversed", failures=2,
+                          last_failure_at=NOW, month="2026-03", this_month=2)
+    data = user(auto_topup=stored.to_dict())
+
+    change = decide_topup_switch(snapshot(data), enabled)
+
+    written = change.user_fields["auto_topup"]
+    same_put = decide_settings(snapshot(data), {"auto_topup": AutoTopupBody.model_validate({
+        "enabled": enabled, "threshold": 250, "price_id": "price_pack_500", "quantity": 3, "monthly_limit": 7,
+        "customer": "cus_1", "payment_method": "pm_1"}).setting(500)})
+    assert written == same_put.user_fields["auto_topup"]
+    assert (written["enabled"], written["status"], written["reason"], written["failures"]) == (enabled, "active", None, 0)
+    assert (written["credits"], written["threshold"], written["this_month"]) == (1500, 250, 2)
+
+
+def test_an_operator_switch_of_a_user_without_a_setting_is_refused():
+    with pytest.raises(NotFound):
+        decide_topup_switch(snapshot(user()), True)
 
 
 # --- listing holds -------------------------------------------------------------------------

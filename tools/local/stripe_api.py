@@ -17,7 +17,10 @@ event script call is served:
   decline (`generic_decline`), `pm_card_chargeDeclinedLostCard` a hard one (`lost_card`),
   `pm_card_authenticationRequired` needs authentication (`authentication_required`, the
   PaymentIntent `requires_action` with a `client_secret`); `POST /v1/payment_intents/{id}/confirm`
-  completes one on session (it succeeds); `GET /v1/payment_intents/{id}`. A create call repeated
+  completes one on session (it succeeds); `GET /v1/payment_intents/{id}`, and
+  `GET /v1/payment_intents` (newest first, `customer` filter); `POST /v1/customers/{id}` changes
+  a customer's `invoice_settings[default_payment_method]` (the local event script saves a test
+  card that way). A create call repeated
   with the same `Idempotency-Key` gets the first answer again, as Stripe answers it. Each outcome
   queues the webhook Stripe would send (`payment_intent.succeeded` / `.payment_failed`) in
   `outbox`; with `webhook_url` and `webhook_secret` set (the local run), each is also POSTed there,
@@ -210,6 +213,14 @@ class FakeStripe:
                 if url.path == "/v1/customers":
                     customer = fake.add_customer(form.get("id"), form.get("invoice_settings[default_payment_method]"))
                     return self._send(200, fake.customers[customer])
+                if parts[:2] == ["v1", "customers"] and len(parts) == 3:
+                    found = fake.customers.get(parts[2])
+                    if found is None:
+                        return self._missing(parts[2], "customer")
+                    if "invoice_settings[default_payment_method]" in form:
+                        method = form["invoice_settings[default_payment_method]"] or None
+                        found["invoice_settings"]["default_payment_method"] = method
+                    return self._send(200, found)
                 if url.path != "/v1/checkout/sessions":
                     return self._send(404, _error("invalid_request_error", f"Unrecognized request URL (POST: {url.path})"))
                 try:
@@ -229,6 +240,10 @@ class FakeStripe:
                 parts = url.path.strip("/").split("/")
                 query = parse_qs(url.query)
                 stored = {"prices": fake.prices, "customers": fake.customers, "payment_intents": fake.intents}
+                if parts == ["v1", "payment_intents"]:
+                    intents = [i for i in reversed(list(fake.intents.values()))
+                               if "customer" not in query or i.get("customer") == query["customer"][0]]
+                    return self._send(200, _page(intents, query, url.path))
                 if len(parts) == 3 and parts[0] == "v1" and parts[1] in stored:
                     found = stored[parts[1]].get(parts[2])
                     return self._send(200, found) if found else self._missing(parts[2], parts[1][:-1])

@@ -1,4 +1,4 @@
-"""`scripts/local-stripe-event pack|refund|dispute|subscribe|renew|upgrade|downgrade|pause|resume|cancel USER`:
+"""`scripts/local-stripe-event pack|refund|dispute|subscribe|renew|upgrade|downgrade|pause|resume|cancel|topup USER`:
 what Stripe would send, sent to the local run.
 
 - `pack USER` creates a Checkout Session for an add-on pack at the local Stripe stand-in (as the
@@ -15,6 +15,18 @@ what Stripe would send, sent to the local run.
   `--price`), `pause`, `resume`, `cancel` (`customer.subscription.paused`, `.resumed`, `.deleted`).
   The subscription's id, plan, period and clock are kept in `.local-run/stripe-subscriptions.json`
   (`$CREDITS_LOCAL_STATE` moves the directory) between commands.
+- `topup USER` makes an auto top-up happen: it saves a test card (`--card`, default `visa`) as the
+  default payment method of the user's customer `cus_local_USER` at the stand-in, puts the user's
+  auto top-up setting through the local spend (`PUT /users/USER/settings`: `--threshold`, default
+  100, `--price`, default price_pack_500, `--quantity`, `--monthly-limit`, default 100 locally),
+  spends what takes the balance one credit below the threshold if it is not below already, then
+  waits until the local run has charged the attempt (forwarder -> auto_topup -> stand-in ->
+  payment_intent.* webhook) and prints the PaymentIntent, the setting's state and the balance.
+  Cards: visa; declined (a soft decline); insufficient-funds; lost-card, stolen-card, expired-card
+  (hard declines: the setting is disabled); authentication-required (the setting waits for
+  action). `topup USER --complete` confirms the payment waiting for authentication, as the app
+  does with the customer on session; `topup USER --resend` sends the webhook of the user's latest
+  top-up payment again (the same event each time: a settled attempt answers `duplicate`).
 
 Each event is built from Stripe's own structures (`tools.local.stripe_events`) and signed with the
 run's `STRIPE_WEBHOOK_SECRET`, exactly as Stripe signs. Ids of a pack's charge and dispute are
@@ -34,6 +46,7 @@ from typing import Any, Optional
 
 from tools.local import stripe_events
 from tools.local import stripe_subscription as subscriptions
+from tools.local import stripe_topup as topups
 
 # The local run's defaults (scripts/run_local.py); the same environment variables move them.
 DEFAULT_SECRET = "whsec_local_development_secret"
@@ -55,6 +68,7 @@ def settings() -> dict[str, str]:
         "api_key": os.environ.get("STRIPE_API_KEY") or DEFAULT_API_KEY,
         "secret": (os.environ.get("STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET).split(",")[0].strip(),
         "webhook": os.environ.get("STRIPE_WEBHOOK_URL") or f"http://127.0.0.1:{_port('STRIPE_WEBHOOK', 8082)}/",
+        "spend": os.environ.get("SPEND_URL") or f"http://127.0.0.1:{_port('SPEND', 8081)}",
     }
 
 
@@ -179,7 +193,7 @@ def run_subscription_step(args: argparse.Namespace, config: dict[str, str]) -> i
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="local-stripe-event", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="kind", required=True, metavar="|".join(["pack", "refund", "dispute", *SUBSCRIPTION_STEPS]))
+    sub = p.add_subparsers(dest="kind", required=True, metavar="|".join(["pack", "refund", "dispute", *SUBSCRIPTION_STEPS, "topup"]))
     pack = sub.add_parser("pack", help="buy an add-on pack (checkout.session.completed, paid)")
     pack.add_argument("user_id", metavar="USER")
     pack.add_argument("--price", default=DEFAULT_PACK_PRICE, help=f"a catalog add-on price (default {DEFAULT_PACK_PRICE})")
@@ -199,12 +213,47 @@ def parser() -> argparse.ArgumentParser:
     sub.choices["subscribe"].add_argument("--quantity", type=int, default=1, help="seats (default 1)")
     for name in ("upgrade", "downgrade"):
         sub.choices[name].add_argument("--price", help=f"the plan to change to (default: the next one {name[:-5]})")
+    topup = sub.add_parser("topup", help="make an auto top-up happen on the local run (or --complete, --resend)")
+    topup.add_argument("user_id", metavar="USER")
+    topup.add_argument("--card", choices=sorted(topups.CARDS), default="visa",
+                       help="the test card the charge uses (default visa)")
+    topup.add_argument("--price", default=topups.DEFAULT_PRICE, help=f"a catalog add-on (default {topups.DEFAULT_PRICE})")
+    topup.add_argument("--quantity", type=int, default=1, help="packs per top-up (default 1)")
+    topup.add_argument("--threshold", type=int, default=topups.DEFAULT_THRESHOLD,
+                       help=f"top up below this balance (default {topups.DEFAULT_THRESHOLD})")
+    topup.add_argument("--monthly-limit", type=int, default=topups.LOCAL_MONTHLY_LIMIT,
+                       help=f"attempts a month (default {topups.LOCAL_MONTHLY_LIMIT} locally; the API's default is 5)")
+    topup.add_argument("--wait", type=float, default=30, help="seconds to wait for the outcome (default 30)")
+    then = topup.add_mutually_exclusive_group()
+    then.add_argument("--complete", action="store_true",
+                      help="confirm the latest payment waiting for authentication, as the customer on session")
+    then.add_argument("--resend", action="store_true", help="send the latest top-up payment's webhook again")
     return p
+
+
+def run_topup(args: argparse.Namespace, config: dict[str, str]) -> int:
+    doors = topups.Doors(config["api_base"], config["api_key"], config["spend"])
+    if args.complete:
+        return topups.complete(doors, args.user_id, args.wait, print)
+    if args.resend:
+        event = topups.resend_event(topups.latest_intent(doors, args.user_id))
+        status, body = send(config, event)
+        print(f"{event['type']} {event['id']} (payment {event['data']['object']['id']}, attempt "
+              f"{event['data']['object']['metadata']['topup_attempt_id']}) -> {status} {body.strip()}")
+        return 0 if 200 <= status < 300 else 1
+    return topups.make_topup(doors, args.user_id, args.card, args.price, args.quantity, args.threshold,
+                             args.monthly_limit, args.wait, print)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
     config = settings()
+    if args.kind == "topup":
+        try:
+            return run_topup(args, config)
+        except (topups.TopupError, LocalStripeError) as exc:
+            print(f"local-stripe-event: {exc}", file=sys.stderr)
+            return 2
     if args.kind in SUBSCRIPTION_STEPS:
         try:
             return run_subscription_step(args, config)

@@ -2,6 +2,6 @@
 which declares the command and its arguments and returns its parser, and `run(args, out, err)`,
 which does the work and returns the exit code."""
 
-from . import adjust, balance, events, health, history, holds, migrate, reconcile, refund, replay, report
+from . import adjust, balance, events, health, history, holds, migrate, reconcile, refund, replay, report, topup
 
-COMMANDS = [balance, history, adjust, refund, holds, migrate, reconcile, replay, report, health, events]
+COMMANDS = [balance, history, adjust, refund, holds, topup, migrate, reconcile, replay, report, health, events]

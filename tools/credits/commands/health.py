@@ -15,14 +15,17 @@ def add_parser(subparsers):
     p = add_command(
         subparsers,
         "health",
-        help="count what needs an operator: kept Stripe events, rejected promo messages, unswept holds, debts",
+        help="count what needs an operator: kept Stripe events, rejected promo messages, unswept holds, debts, "
+             "stopped auto top-ups",
         description=(
             "Count the Stripe events kept unapplied, the promo messages kept rejected, the holds expired "
-            "longer than --hold-grace and still open (the sweep is not running), and the users owing credits "
-            "taken back by Stripe. Each count is one aggregation read. Also shows the scheduled reconcile's last "
-            "completed pass and the current pass's progress. Exit code 1 if any of the first three is not zero "
-            "or the last reconcile pass found drift; owing users are reported only. The alert policies in "
-            "terraform/monitoring.tf watch the same things from the logs."
+            "longer than --hold-grace and still open (the sweep is not running), the users owing credits "
+            "taken back by Stripe, and the auto top-up settings disabled by failed charges, disabled by a "
+            "refund or dispute of a top-up, or waiting for the user to authenticate a payment. Each count "
+            "is one aggregation read. Also shows the scheduled reconcile's last completed pass and the "
+            "current pass's progress. Exit code 1 if any of the first three is not zero or the last "
+            "reconcile pass found drift; owing users and stopped auto top-ups are reported only. The alert "
+            "policies in terraform/monitoring.tf watch the same things from the logs."
         ),
     )
     p.add_argument("--hold-grace", type=int, default=5, metavar="MINUTES",
