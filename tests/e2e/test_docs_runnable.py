@@ -23,6 +23,7 @@ import pytest
 
 from tests.support import docs
 from tests.support.emulators import free_port
+from tests.support.servers import outside_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -49,11 +50,9 @@ def stack(tmp_path_factory):
     """A local run on free ports, with its own state and logs: the ports it chose, and its environment."""
     base = tmp_path_factory.mktemp("docs-runnable")
     ports = {name: free_port() for name in DEFAULT_PORTS}
-    env = {**os.environ, **{f"{name.upper()}_PORT": str(number) for name, number in ports.items()},
+    env = {**outside_environ(), **{f"{name.upper()}_PORT": str(number) for name, number in ports.items()},
            "CREDITS_LOCAL_LOGS": str(base / "logs"), "CREDITS_LOCAL_STATE": str(base / "state"),
            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(name, None)
     run = subprocess.Popen([str(ROOT / "scripts" / "run-local.sh"), "--seed"], env=env, cwd=ROOT, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.emulators import PROJECT, free_port
 from tests.support.ledger import user_doc
-from tests.support.servers import serve_function
+from tests.support.servers import outside_environ, serve_function
 from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET
 from tools.local import stripe_event
 from tools.local.stripe_api import FakeStripe
@@ -58,7 +58,7 @@ def test_a_taken_port_stops_the_run_naming_the_port_before_anything_starts(tmp_p
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     number = holder.getsockname()[1]
-    env = {**os.environ, **_free_ports_env(), run_local.port_variable(taken): str(number)}
+    env = {**outside_environ(), **_free_ports_env(), run_local.port_variable(taken): str(number)}
     log_dir = tmp_path / "logs"
     started = time.monotonic()
     try:
@@ -294,10 +294,7 @@ def _top_up_on_the_run(env: dict[str, str]) -> None:
 
 
 def test_the_local_run_tops_up_end_to_end_refuses_a_second_run_and_ctrl_c_says_what_it_stopped(tmp_path):
-    env = {**os.environ, **_free_ports_env(), "CREDITS_LOCAL_LOGS": str(tmp_path / "logs")}
-    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PYTHONPATH", "STRIPE_API_BASE",
-                 "STRIPE_WEBHOOK_URL", "SPEND_URL"):
-        env.pop(name, None)
+    env = {**outside_environ(), **_free_ports_env(), "CREDITS_LOCAL_LOGS": str(tmp_path / "logs")}
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "spend.log").write_text("the run before\n")
     first = subprocess.Popen([str(ROOT / "scripts" / "run-local.sh")], env=env, cwd=ROOT, text=True,

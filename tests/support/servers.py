@@ -67,3 +67,17 @@ def serve_function(
             process.kill()
             process.wait()
         reader.join(timeout=5)
+
+
+# Variables the system and its tests read: a test's own fixtures may have set them in this process
+# (a fake Stripe's address, an emulator's host, a catalog), and a local run started by a test must
+# not inherit them, as a developer's fresh shell would not have them.
+_SYSTEM_PREFIXES = ("STRIPE_", "CREDITS_", "CONSOLE_")
+_SYSTEM_NAMES = {"GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "SPEND_URL", "PYTHONPATH", "VIRTUAL_ENV"}
+
+
+def outside_environ() -> dict[str, str]:
+    """This process's environment as a fresh shell would have it: without the system's variables."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith(_SYSTEM_PREFIXES) and name not in _SYSTEM_NAMES
+            and not name.endswith("_EMULATOR_HOST")}
