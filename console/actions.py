@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from shared.billing import service as webhooks
 from shared.billing import unapplied
@@ -165,63 +165,41 @@ def auto_topup(actor: Actor, config: ConsoleSettings, user_id: str, form) -> Don
     return Done(f"auto top-up {'enabled' if enabled else 'disabled'}")
 
 
-def replay_event(actor: Actor, config: ConsoleSettings, form) -> Done:
-    event_id = (form.get("event_id") or "").strip()
+def _on_kept(actor: Actor, config: ConsoleSettings, form, action: str, field: str, what: str,
+             run: Callable[[str, str], list[dict[str, Any]]]) -> Done:
+    """One action on a kept Stripe event (`field` `event_id`) or promo message (`message_id`):
+    checked, keyed and done once by `run(id, reason)` (the service `credits replay` calls), then
+    recorded with its results."""
+    kept_id = (form.get(field) or "").strip()
     reason = reason_of(form.get("reason"))
-    _allowed(actor, roles.REPLAY_EVENT, config)
-    if not event_id:
-        raise InvalidRequest("name the event", fields=[{"field": "event_id", "problem": "required"}])
-    user_id = (form.get("user_id") or "").strip() or None
-    entry = _entry(actor, roles.REPLAY_EVENT, reason, form.get("nonce"), user_id, event_id, event_id=event_id)
+    _allowed(actor, action, config)
+    if not kept_id:
+        raise InvalidRequest(f"name the {what}", fields=[{"field": field, "problem": "required"}])
+    user_id = (form.get("user_id") or "").strip() or None if field == "event_id" else None
+    entry = _entry(actor, action, reason, form.get("nonce"), user_id, kept_id, **{field: kept_id})
     if (before := _done_before(entry)) is not None:
         return before
-    results = webhooks.replay_unapplied(event_id=event_id)
-    if not results:
-        results = [{"event_id": event_id, "outcome": "not_found", "reason": "no such kept event"}]
+    results = run(kept_id, reason) or [{field: kept_id, "outcome": "not_found", "reason": f"no such kept {what}"}]
     audit_log.record(entry, {"results": results}, outcome=results[0]["outcome"])
     first = results[0]
-    return Done(f"event {event_id}: {first['outcome']}" + (f" ({first['reason']})" if first.get("reason") else ""))
+    return Done(f"{what} {kept_id}: {first['outcome']}" + (f" ({first['reason']})" if first.get("reason") else ""))
+
+
+def replay_event(actor: Actor, config: ConsoleSettings, form) -> Done:
+    return _on_kept(actor, config, form, roles.REPLAY_EVENT, "event_id", "event",
+                    lambda event_id, _reason: webhooks.replay_unapplied(event_id=event_id))
 
 
 def replay_message(actor: Actor, config: ConsoleSettings, form) -> Done:
-    message_id = (form.get("message_id") or "").strip()
-    reason = reason_of(form.get("reason"))
-    _allowed(actor, roles.REPLAY_MESSAGE, config)
-    if not message_id:
-        raise InvalidRequest("name the message", fields=[{"field": "message_id", "problem": "required"}])
-    entry = _entry(actor, roles.REPLAY_MESSAGE, reason, form.get("nonce"), None, message_id, message_id=message_id)
-    if (before := _done_before(entry)) is not None:
-        return before
-    results = rejected.replay_rejected(message_id=message_id)
-    audit_log.record(entry, {"results": results}, outcome=results[0]["outcome"])
-    first = results[0]
-    return Done(f"message {message_id}: {first['outcome']}" + (f" ({first['reason']})" if first.get("reason") else ""))
+    return _on_kept(actor, config, form, roles.REPLAY_MESSAGE, "message_id", "message",
+                    lambda message_id, _reason: rejected.replay_rejected(message_id=message_id))
 
 
 def discard_message(actor: Actor, config: ConsoleSettings, form) -> Done:
-    message_id = (form.get("message_id") or "").strip()
-    reason = reason_of(form.get("reason"))
-    _allowed(actor, roles.DISCARD_MESSAGE, config)
-    if not message_id:
-        raise InvalidRequest("name the message", fields=[{"field": "message_id", "problem": "required"}])
-    entry = _entry(actor, roles.DISCARD_MESSAGE, reason, form.get("nonce"), None, message_id, message_id=message_id)
-    if (before := _done_before(entry)) is not None:
-        return before
-    result = rejected.discard(message_id, reason, actor.email)
-    audit_log.record(entry, {"results": [result]}, outcome=result["outcome"])
-    return Done(f"message {message_id}: {result['outcome']}")
+    return _on_kept(actor, config, form, roles.DISCARD_MESSAGE, "message_id", "message",
+                    lambda message_id, reason: [rejected.discard(message_id, reason, actor.email)])
 
 
 def discard_event(actor: Actor, config: ConsoleSettings, form) -> Done:
-    event_id = (form.get("event_id") or "").strip()
-    reason = reason_of(form.get("reason"))
-    _allowed(actor, roles.DISCARD_EVENT, config)
-    if not event_id:
-        raise InvalidRequest("name the event", fields=[{"field": "event_id", "problem": "required"}])
-    user_id = (form.get("user_id") or "").strip() or None
-    entry = _entry(actor, roles.DISCARD_EVENT, reason, form.get("nonce"), user_id, event_id, event_id=event_id)
-    if (before := _done_before(entry)) is not None:
-        return before
-    result = unapplied.discard(event_id, reason, actor.email)
-    audit_log.record(entry, {"results": [result]}, outcome=result["outcome"])
-    return Done(f"event {event_id}: {result['outcome']}")
+    return _on_kept(actor, config, form, roles.DISCARD_EVENT, "event_id", "event",
+                    lambda event_id, reason: [unapplied.discard(event_id, reason, actor.email)])

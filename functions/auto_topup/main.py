@@ -18,12 +18,12 @@ import traceback
 from typing import Annotated
 
 import functions_framework
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.billing import topups
-from shared.common import http, jsontext, log, server
-from shared.common.errors import CreditsError, InvalidPayload, InvalidRequest, MethodNotAllowed
-from shared.common.validation import invalid
+from shared.common import http, log, server
+from shared.common.errors import CreditsError, InvalidPayload, MethodNotAllowed
+from shared.common.validation import optional_body
 from shared.events import documents
 from shared.ledger import collections
 
@@ -73,26 +73,12 @@ class SweepBody(BaseModel):
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 100
 
 
-def _sweep_limit(request) -> int:
-    raw = http.read_body(request, 64 * 1024)
-    try:
-        body = jsontext.loads(raw) if raw.strip() else {}
-    except jsontext.BadJson as err:
-        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
-    try:
-        return SweepBody.model_validate(body).limit
-    except ValidationError as exc:
-        raise invalid(exc) from None
-
-
 @functions_framework.http
 def auto_topup_sweep(request):
     try:
         if request.method != "POST":
             raise MethodNotAllowed("this route accepts POST only", allowed=["POST"])
-        return http.respond(topups.sweep(_sweep_limit(request)))
+        return http.respond(topups.sweep(optional_body(request, SweepBody, 64 * 1024).limit))
     except CreditsError as err:
         if err.status >= 500:
             log.warning("sweep failed", outcome=err.code, detail=err.message)

@@ -16,11 +16,11 @@ import traceback
 from typing import Annotated
 
 import functions_framework
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.common import http, jsontext, log, server
-from shared.common.errors import CreditsError, InvalidRequest, MethodNotAllowed
-from shared.common.validation import invalid
+from shared.common import http, log, server
+from shared.common.errors import CreditsError, MethodNotAllowed
+from shared.common.validation import optional_body
 from shared.operations import reconciliation
 from shared.spending import holds_service
 
@@ -42,27 +42,12 @@ class ReconcileSweepBody(BaseModel):
     limit: Annotated[int, Field(strict=True, ge=1, le=2000)] = 500
 
 
-def _body(request, model):
-    """The optional JSON object body, validated (an empty body takes every default)."""
-    raw = http.read_body(request, MAX_BODY_BYTES)
-    try:
-        body = jsontext.loads(raw) if raw.strip() else {}
-    except jsontext.BadJson as err:
-        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise invalid(exc) from None
-
-
 def sweep_holds(request):
-    return http.respond(holds_service.sweep(_body(request, HoldsSweepBody).limit))
+    return http.respond(holds_service.sweep(optional_body(request, HoldsSweepBody, MAX_BODY_BYTES).limit))
 
 
 def sweep_reconcile(request):
-    return http.respond(reconciliation.reconcile_page(_body(request, ReconcileSweepBody).limit))
+    return http.respond(reconciliation.reconcile_page(optional_body(request, ReconcileSweepBody, MAX_BODY_BYTES).limit))
 
 
 ROUTES = {("sweep", "holds"): sweep_holds, ("sweep", "reconcile"): sweep_reconcile}

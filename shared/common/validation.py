@@ -8,7 +8,9 @@ header, a Pub/Sub message, a Stripe event):
 - a user id (and any id that names a document, such as a hold id) is 1 to 128 characters,
   holds no `/`, and is not `.`, `..` or `__...__`, which Firestore refuses;
 - an idempotency key is 1 to 255 characters (it is digested before it names a document);
-- strict types: a boolean, float or string is never taken for an integer.
+- strict types: a boolean, float or string is never taken for an integer;
+- an optional JSON body (a scheduler's sweep call) is an object or nothing: nothing takes every
+  default of its model, anything else is one `invalid_request`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
+from . import http, jsontext
 from .errors import InvalidRequest
 
 
@@ -117,3 +120,18 @@ def invalid(exc: ValidationError, what: str = "request", loc_prefix: Optional[st
         fields.append({"field": name, "problem": message})
     names = ", ".join(sorted({f["field"] for f in fields}))
     return InvalidRequest(f"invalid {what}: {names}", fields=fields)
+
+
+def optional_body(request, model: type[BaseModel], limit: int) -> BaseModel:
+    """The request's optional JSON object body, validated by `model` (an empty body takes every default)."""
+    raw = http.read_body(request, limit)
+    try:
+        body = jsontext.loads(raw) if raw.strip() else {}
+    except jsontext.BadJson as err:
+        raise InvalidRequest(f"the body is {err}", fields=[{"field": "body", "problem": str(err)}]) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", fields=[{"field": "body", "problem": "not an object"}])
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid(exc) from None

@@ -16,33 +16,19 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import docs
 from tests.support.emulators import free_port
-from tests.support.servers import outside_environ
+from tests.support.servers import outside_environ, read_until
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_PORTS = {"firestore": 8080, "pubsub": 8085, "stripe_api": 8086, "spend": 8081, "stripe_webhook": 8082,
                  "promo_grant": 8083, "ledger_events": 8084, "operator_sweeps": 8088, "web": 8087,
                  "auto_topup": 8089, "console": 8090}
-
-
-def _read_until(stream, marker: str, timeout: float) -> str:
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"{marker!r} not printed within {timeout}s:\n{''.join(seen)}")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +42,7 @@ def stack(tmp_path_factory):
     run = subprocess.Popen([str(ROOT / "scripts" / "run-local.sh"), "--seed"], env=env, cwd=ROOT, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _read_until(run.stdout, "Ctrl-C stops everything.", timeout=120)
+        read_until(run.stdout, "Ctrl-C stops everything.", timeout=120)
         yield ports, env, base
     finally:
         if run.poll() is None:

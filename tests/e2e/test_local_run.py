@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.emulators import PROJECT, free_port
 from tests.support.ledger import user_doc
-from tests.support.servers import outside_environ, serve_function
+from tests.support.servers import outside_environ, read_until, serve_function
 from tests.support.stripe_webhook import API_KEY, CATALOG, SECRET
 from tools.local import stripe_event
 from tools.local.stripe_api import FakeStripe
@@ -239,20 +239,6 @@ def test_the_previous_runs_logs_are_moved_beside_the_new_ones_and_only_one_run_b
     assert (logs / "previous" / "spend.log").read_text() == "run 2\n"
 
 
-def _read_until(stream, marker: str, timeout: float) -> str:
-    """What `stream` printed up to the line holding `marker`."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"{marker!r} not printed within {timeout}s:\n{''.join(seen)}")
-
-
 def _top_up_on_the_run(env: dict[str, str]) -> None:
     """On a started local run, as an app developer would: a spend below the threshold is charged at
     the stand-in, the credits land, and `topup.succeeded` reaches the events topic; then a declined
@@ -300,7 +286,7 @@ def test_the_local_run_tops_up_end_to_end_refuses_a_second_run_and_ctrl_c_says_w
     first = subprocess.Popen([str(ROOT / "scripts" / "run-local.sh")], env=env, cwd=ROOT, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        started = _read_until(first.stdout, "Ctrl-C stops everything.", timeout=180)
+        started = read_until(first.stdout, "Ctrl-C stops everything.", timeout=180)
         assert "the previous run's in" in started
         assert (tmp_path / "logs" / "previous" / "spend.log").read_text() == "the run before\n"
         assert "source .venv/bin/activate" in started

@@ -81,3 +81,17 @@ def outside_environ() -> dict[str, str]:
     return {name: value for name, value in os.environ.items()
             if not name.startswith(_SYSTEM_PREFIXES) and name not in _SYSTEM_NAMES
             and not name.endswith("_EMULATOR_HOST")}
+
+
+def read_until(stream, marker: str, timeout: float) -> str:
+    """What `stream` printed up to the line holding `marker` (a started local run's ready line)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not printed within {timeout}s:\n{''.join(seen)}")
