@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CHANGELOG = ROOT / "CHANGELOG.md"
 HEADING = re.compile(r"^## \[(Unreleased|\d+\.\d+\.\d+)\](?: - (\d{4}-\d{2}-\d{2}))?$")
@@ -47,13 +49,25 @@ def test_the_changelog_keeps_its_format_newest_first():
         assert set(kinds) <= KINDS, f"{name}: {kinds}"
 
 
-def test_the_project_version_has_a_section_with_upgrade_notes_for_the_data_it_changed():
+# What each version changed in the stored data, which its upgrade notes must name.
+STORED_CHANGES = {
+    "0.2.0": ("seq", "balance_after", "credits migrate", "webhook_events", "stripe_facts", "stripe_epoch",
+              "monthly_moves"),
+    "0.3.0": ("auto_topup", "credits_topups", "topup_attempt", "removed: true", "credits_audit"),
+}
+
+
+def test_the_project_version_has_a_section_with_upgrade_notes():
     section = versions().get(project_version())
     assert section, f"CHANGELOG.md has no section for {project_version()} (pyproject.toml)"
-    notes = section.split("### Upgrade notes", 1)[1].split("\n### ", 1)[0]
-    for stored in ("seq", "balance_after", "credits migrate", "webhook_events", "stripe_facts", "stripe_epoch",
-                   "monthly_moves"):
-        assert re.search(rf"`{re.escape(stored)}[`/.<]", notes), f"the upgrade notes of {project_version()} do not mention {stored}"
+    assert "### Upgrade notes" in section and project_version() in STORED_CHANGES
+
+
+@pytest.mark.parametrize("version", sorted(STORED_CHANGES))
+def test_the_upgrade_notes_of_each_version_name_the_stored_data_it_changed(version):
+    notes = versions()[version].split("### Upgrade notes", 1)[1].split("\n### ", 1)[0]
+    for stored in STORED_CHANGES[version]:
+        assert re.search(rf"`{re.escape(stored)}[`/.<]", notes), f"the upgrade notes of {version} do not mention {stored}"
 
 
 def test_credits_version_prints_the_version_of_pyproject():
