@@ -28,6 +28,7 @@ RPC_TIMEOUT_S = 10.0
 RACE_LOST = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted, gexc.Conflict)
 # Faults that may heal on their own; anything else is a bug and propagates.
 TRANSIENT = (
+    gexc.Cancelled,
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
     gexc.InternalServerError,

@@ -41,8 +41,10 @@ from .client import RACE_LOST, TRANSIENT, client, deadline, utcnow
 CHANGE_ID = "change_id"
 RESOLVE_BUDGET_S = 30.0
 
-# Faults after which a commit may or may not have been applied.
+# Faults after which a commit may or may not have been applied. `Cancelled` included: the
+# emulator (and a connection torn down mid-call) answers CANCELLED for a commit it may have applied.
 AMBIGUOUS = (
+    gexc.Cancelled,
     gexc.DeadlineExceeded,
     gexc.ServiceUnavailable,
     gexc.InternalServerError,

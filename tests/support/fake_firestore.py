@@ -218,8 +218,9 @@ class FakeFirestore:
         """The next commit lands whole, but reads see only its first `after_writes` writes while `during()` runs."""
         self._arm(("tear", after_writes, during))
 
-    def lose_reply_of_next_commit(self) -> None:
-        self._arm(("lose",))
+    def lose_reply_of_next_commit(self, error: type[gexc.GoogleAPICallError] = gexc.DeadlineExceeded) -> None:
+        """The next commit is applied, then `error` is raised in place of its reply."""
+        self._arm(("lose", error))
 
     def disarm(self) -> None:
         """Forget a fault (or a `before_next_commit` callback) armed for a next commit that never came."""
@@ -303,7 +304,7 @@ class FakeFirestore:
                 self._apply(writes)
             except gexc.GoogleAPICallError:
                 pass  # its refusal is lost with the reply
-            raise gexc.DeadlineExceeded("fake Firestore: the commit's reply was lost")
+            raise mode[1]("fake Firestore: the commit's reply was lost")
         _, after_writes, during = mode
         response = self._apply(writes, visible=after_writes)
         try:

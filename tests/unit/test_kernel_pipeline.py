@@ -173,6 +173,16 @@ def test_a_lost_reply_whose_commit_landed_is_answered_as_made_and_written_once(f
     assert spend("ann", 4, key="k1").replayed  # the caller's retry replays it
 
 
+@pytest.mark.parametrize("error", [gexc.Cancelled, gexc.ServiceUnavailable, gexc.InternalServerError])
+def test_a_commit_whose_reply_is_cancelled_or_refused_after_it_landed_is_judged_by_its_witness(
+        fake_db, quick_retries, error):
+    seed("ann", 10)
+    fake_db.lose_reply_of_next_commit(error)
+    result = spend("ann", 4, key="k1")
+    assert result.body["balance"]["balance"] == 6
+    assert [r["amount"] for r in records(fake_db, "ann", "spent", "k1")] == [-4]
+
+
 def test_a_held_commit_is_fenced_answered_unavailable_and_never_lands_later(fake_db, quick_retries):
     seed("ann", 10)
     fake_db.hold_next_commit()
