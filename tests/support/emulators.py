@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,8 +23,35 @@ from typing import Optional
 PROJECT = os.environ.get("CREDITS_TEST_PROJECT", "demo-credits")
 
 
+# Ports the tests give their servers come from below the kernel's ephemeral range: the emulators
+# bind a few extra ports of their own there (the Firestore emulator three, Pub/Sub one), chosen by
+# the kernel, and one of them could otherwise take a port picked here before its server binds it.
+_PICKED = range(20000, 32000)
+_taken_here: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now, outside the ephemeral range, and not handed out before in this process."""
+    top = min(_PICKED.stop, _ephemeral_start())
+    for _ in range(200):
+        number = random.randrange(_PICKED.start, top)
+        if number in _taken_here:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", number))
+            except OSError:
+                continue
+        _taken_here.add(number)
+        return number
+    with socket.socket() as sock:  # a machine whose low ports are all in use: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import threading
+import time
 from typing import Any, Iterator, Union
 
 from werkzeug.serving import make_server
@@ -38,6 +39,7 @@ class Served:
 
     def __init__(self, app) -> None:
         self.answered: list[int] = []
+        self.in_flight = 0
         self._lock = threading.Lock()
         self._app = app
         self.port = free_port()
@@ -49,7 +51,20 @@ class Served:
                 self.answered.append(int(status.split()[0]))
             return start_response(status, headers, exc_info)
 
-        return self._app(environ, counting_start)
+        with self._lock:
+            self.in_flight += 1
+        try:
+            # The body is a list here (functions-framework's responses are not streamed).
+            return list(self._app(environ, counting_start))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def wait_idle(self, timeout: float) -> None:
+        """Until no request is being handled (a late Pub/Sub push still writing), or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -64,3 +79,6 @@ def serve_app(app) -> Iterator[Served]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        # A request already being handled goes on in its own thread after the shutdown: what it
+        # writes must land before the next test reads the database.
+        served.wait_idle(timeout=60)
