@@ -3,7 +3,9 @@
 Rules enforced here:
 - a spend key finds the user whose spend (or hold) it marks; a refund's own key finds nobody;
 - a hold id finds its user through the hold document;
-- a user's auto top-up attempts are read with an equality filter on `user_id`, newest first.
+- a user's auto top-up attempts are read with an equality filter on `user_id`, newest first,
+  without the PaymentIntent's `client_secret` (only the app, through `topup.action_required`,
+  may hand it to the customer; support never sees it).
 """
 
 from __future__ import annotations
@@ -33,5 +35,6 @@ def has_record(user_id: str) -> bool:
 
 
 def topup_attempts(user_id: str, limit: int = 20) -> list[dict[str, Any]]:
-    rows = [snap.to_dict() for snap in scans.documents(collections.TOPUPS, "user_id", user_id)]
+    rows = [{name: value for name, value in snap.to_dict().items() if name != "client_secret"}
+            for snap in scans.documents(collections.TOPUPS, "user_id", user_id)]
     return sorted(rows, key=lambda row: str(row.get("created_at") or ""), reverse=True)[:limit]

@@ -224,3 +224,15 @@ def test_the_ledger_page_filters_by_type_and_pages_with_its_filters_kept(console
     assert second.count("ivy-") == 5 and 'rel="next"' not in second
     refunds_only = viewer.get("/users/ivy/ledger?type=refund").get_data(as_text=True)
     assert "No records." in refunds_only
+
+
+def test_the_user_page_shows_a_top_up_waiting_for_action_but_never_its_client_secret(console, db):
+    seed("ida", 50)
+    db.collection(collections.TOPUPS).document("topup_ida_1").set({
+        "attempt_id": "topup_ida_1", "user_id": "ida", "price_id": "price_pack_500", "quantity": 1, "credits": 500,
+        "status": "action_required", "reason": "authentication_required", "payment_intent": "pi_ida",
+        "client_secret": "pi_ida_secret_do_not_show", "created_at": "2026-12-04T08:00:00Z"})
+    agent = signed_in(console, "alex@example.com", "agent")
+    page = agent.get("/users/ida").get_data(as_text=True)
+    assert "topup_ida_1" in page and "action_required" in page
+    assert "secret" not in page
