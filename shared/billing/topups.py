@@ -18,7 +18,9 @@ Rules enforced here:
 - a Stripe or Firestore fault that may heal raises (transient), so the trigger is delivered
   again and the same key makes the same charge;
 - the sweep charges attempts pending for more than `STALE_AFTER` (their trigger was lost) the
-  same way, with the same key.
+  same way, with the same key; one attempt that cannot be charged now (a fault, a price without an
+  amount) is counted and left pending, and the sweep goes on to the next, so its answer says
+  truly what it settled and no attempt blocks the others.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from functools import partial
 from typing import Any, Optional
 
 from ..common import log
-from ..common.errors import CannotApply
+from ..common.errors import CannotApply, CreditsError
 from ..ledger import autotopup, collections
 from ..ledger.autotopup import ChargeOutcome
 from ..store import documents, scans
@@ -105,7 +107,13 @@ def sweep(limit: int = 100) -> dict[str, Any]:
     found = scans.stale_attempts(utcnow() - STALE_AFTER, limit)
     outcomes: dict[str, int] = {}
     for attempt in found:
-        status = charge(attempt["attempt_id"])
+        try:
+            status = charge(attempt["attempt_id"])
+        except CreditsError as err:
+            # Left pending: the next sweep (or the trigger) tries it again with the same key.
+            status = "retry_later" if err.transient else "cannot_charge"
+            log.warning("auto top-up attempt left pending by the sweep", attempt_id=attempt["attempt_id"],
+                        outcome=status, detail=err.message)
         outcomes[status] = outcomes.get(status, 0) + 1
     more = len(found) == limit
     log.info("auto top-up attempts swept", outcome="swept", attempts=len(found), more=more, **outcomes)
