@@ -3,8 +3,8 @@
 Rules enforced here:
 - a spend key finds the user whose spend (or hold) it marks; a refund's own key finds nobody;
 - a hold id finds its user through the hold document;
-- a user's auto top-up attempts are read with an equality filter on `user_id`, newest first,
-  without the PaymentIntent's `client_secret` (only the app, through `topup.action_required`,
+- a user's auto top-up attempts are read newest first by the same indexed query as
+  `credits topup show` (`scans.user_attempts`), without the PaymentIntent's `client_secret` (only the app, through `topup.action_required`,
   may hand it to the customer; support never sees it).
 """
 
@@ -35,6 +35,5 @@ def has_record(user_id: str) -> bool:
 
 
 def topup_attempts(user_id: str, limit: int = 20) -> list[dict[str, Any]]:
-    rows = [{name: value for name, value in snap.to_dict().items() if name != "client_secret"}
-            for snap in scans.documents(collections.TOPUPS, "user_id", user_id)]
-    return sorted(rows, key=lambda row: str(row.get("created_at") or ""), reverse=True)[:limit]
+    return [{name: value for name, value in row.items() if name != "client_secret"}
+            for row in scans.user_attempts(user_id, limit)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -231,7 +232,7 @@ def test_the_user_page_shows_a_top_up_waiting_for_action_but_never_its_client_se
     db.collection(collections.TOPUPS).document("topup_ida_1").set({
         "attempt_id": "topup_ida_1", "user_id": "ida", "price_id": "price_pack_500", "quantity": 1, "credits": 500,
         "status": "action_required", "reason": "authentication_required", "payment_intent": "pi_ida",
-        "client_secret": "pi_ida_secret_do_not_show", "created_at": "2026-12-04T08:00:00Z"})
+        "client_secret": "pi_ida_secret_do_not_show", "created_at": datetime(2026, 12, 4, 8, tzinfo=timezone.utc)})
     agent = signed_in(console, "alex@example.com", "agent")
     page = agent.get("/users/ida").get_data(as_text=True)
     assert "topup_ida_1" in page and "action_required" in page
